@@ -147,9 +147,15 @@ void run_inspect(const InspectOptions& opt) {
   std::optional<HParams> hp;
   std::string arch_note;
   if (arch_from_name(arch_str)) {
+    // A diagnostic tool still shows what is there when the hyper-parameters
+    // are broken; it says why the model cannot run.
     auto r = read_hparams(model);
-    if (!r.is_ok()) return fail(r.status());
-    hp = *r;
+    if (r.is_ok()) {
+      hp = *r;
+    } else {
+      arch_note = "cannot run: " + r.status().message();
+      std::fprintf(stderr, "strata: warning: %s\n", r.status().message().c_str());
+    }
   } else {
     arch_note = arch_str.empty() ? "no general.architecture key"
                                  : "'" + arch_str + "' is not supported for running (supported: " +
@@ -180,6 +186,7 @@ void run_inspect(const InspectOptions& opt) {
     j["alignment"] = model.first().alignment;
     j["architecture"] = arch_str;
     j["supported"] = hp.has_value();
+    if (!arch_note.empty()) j["note"] = arch_note;
     if (hp) j["hparams"] = hparams_json(*hp);
     json meta = json::object();
     for (const auto& [k, v] : model.first().kv) meta[k] = value_to_json(v);
