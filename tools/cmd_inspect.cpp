@@ -222,7 +222,9 @@ void run_inspect(const InspectOptions& opt) {
     j["routed_bytes_per_layer"] = roles.routed_bytes_per_layer;
     j["total_tensor_bytes"] = roles.total_bytes;
     j["active_bytes_per_token"] = roles.active_bytes_per_token;
-    std::printf("%s\n", j.dump(1).c_str());
+    // Metadata strings of a hostile file need not be UTF-8: replace bad bytes
+    // rather than throw.
+    std::printf("%s\n", j.dump(1, ' ', false, json::error_handler_t::replace).c_str());
     return;
   }
 

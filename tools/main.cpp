@@ -1,6 +1,8 @@
 // The strata command line: one executable, one subcommand per use.
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <exception>
+#include <new>
 
 #include "tools/commands.h"
 
@@ -14,6 +16,13 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "strata: error: out of memory\n");
+    return 1;
+  } catch (const std::exception& e) {
+    // Commands report errors as Status; reaching here is a bug, still one line.
+    std::fprintf(stderr, "strata: error: internal: %s\n", e.what());
+    return 1;
   }
   return strata::tools::exit_code();
 }

@@ -167,6 +167,7 @@ Status GgufWriter::write_data(const void* data, size_t n_bytes) {
     p += take;
     n_bytes -= take;
     cur_written_ += take;
+    data_written_ += take;
     if (cur_written_ == t.n_bytes) {
       ++cur_tensor_;
       cur_written_ = 0;

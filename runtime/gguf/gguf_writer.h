@@ -58,7 +58,7 @@ class GgufWriter {
   std::vector<std::pair<std::string, Value>> kv_;
   std::vector<Pending> tensors_;
   uint64_t data_total_ = 0;    // including padding between tensors
-  uint64_t data_written_ = 0;  // bytes of tensor data (with padding) written so far
+  uint64_t data_written_ = 0;  // tensor bytes (without padding) written so far
   size_t cur_tensor_ = 0;
   uint64_t cur_written_ = 0;
   uint64_t file_pos_ = 0;

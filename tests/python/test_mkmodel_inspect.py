@@ -174,3 +174,17 @@ def test_inspect_unknown_architecture_still_describes_the_file(tmp_path):
     p = run("inspect", path)
     assert "mamba" in p.stdout and "not supported for running" in p.stdout
     assert "blk.0.ssm_in.weight" in p.stdout
+
+
+def test_inspect_json_survives_invalid_utf8(tmp_path):
+    """Metadata strings are bytes from an untrusted file: JSON output replaces
+    invalid UTF-8 instead of failing."""
+    import struct
+    path = tmp_path / "bad_utf8.gguf"
+    key, val = b"general.name", b"\xff\xfe bad"
+    path.write_bytes(b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + struct.pack("<Q", len(key)) + key
+                     + struct.pack("<IQ", 8, len(val)) + val)
+    j = inspect_json(path)
+    assert j["metadata"]["general.name"].endswith(" bad")
+    assert "\ufffd" in j["metadata"]["general.name"]
+    assert run("inspect", path).returncode == 0
