@@ -29,6 +29,8 @@ json value_to_json(const gguf::Value& v) {
         for (const auto& item : v.items()) a.push_back(value_to_json(item));
       } else if (v.array_type() == ValueType::kF32 || v.array_type() == ValueType::kF64) {
         for (uint64_t i = 0; i < v.array_size(); ++i) a.push_back(v.number_at(i));
+      } else if (v.array_type() == ValueType::kU64) {
+        for (uint64_t i = 0; i < v.array_size(); ++i) a.push_back(v.u64_at(i));
       } else if (v.array_type() == ValueType::kBool) {
         for (uint64_t i = 0; i < v.array_size(); ++i) a.push_back(v.int_at(i) != 0);
       } else {
@@ -232,22 +234,25 @@ void run_inspect(const InspectOptions& opt) {
               model.parts().size() == 1 ? "" : "s", human_bytes(model.total_file_bytes()).c_str());
   std::printf("gguf:           version %u, %zu tensors, %zu metadata keys, alignment %u\n", model.first().version,
               model.tensors().size(), model.first().kv.size(), model.first().alignment);
-  std::string name = model.get_string("general.name").value_or("");
+  // Text from the file is untrusted: escape what a terminal should not see.
+  auto safe = [](const std::string& x) { return gguf::printable(x, 200); };
+  std::string name = safe(model.get_string("general.name").value_or(""));
+  arch_str = safe(arch_str);
   std::printf("architecture:   %s%s%s\n", arch_str.empty() ? "(none)" : arch_str.c_str(),
               name.empty() ? "" : ("  \"" + name + "\"").c_str(), arch_note.empty() ? "" : ("  -- " + arch_note).c_str());
   if (hp) print_hparams(*hp);
   if (tok.model.empty()) {
     std::printf("tokenizer:      none\n");
   } else {
-    std::printf("tokenizer:      %s%s, %" PRIu64 " tokens", tok.model.c_str(),
-                tok.pre.empty() ? "" : (" (pre " + tok.pre + ")").c_str(), tok.n_tokens);
+    std::printf("tokenizer:      %s%s, %" PRIu64 " tokens", safe(tok.model).c_str(),
+                tok.pre.empty() ? "" : (" (pre " + safe(tok.pre) + ")").c_str(), tok.n_tokens);
     if (tok.bos) std::printf(", bos %" PRIu64, *tok.bos);
     if (tok.eos) std::printf(", eos %" PRIu64, *tok.eos);
     std::printf("\n");
   }
   if (tok.has_template) {
     std::printf("chat template:  present (%zu bytes)", tok.template_bytes);
-    for (const auto& v : tok.template_variants) std::printf(" +%s", v.c_str());
+    for (const auto& v : tok.template_variants) std::printf(" +%s", safe(v).c_str());
     std::printf("\n");
   } else {
     std::printf("chat template:  none\n");
@@ -257,7 +262,7 @@ void run_inspect(const InspectOptions& opt) {
     std::printf("\n%-40s %-8s %-24s %12s  %s\n", "tensor", "type", "shape", "bytes", "role");
     for (size_t i = 0; i < model.tensors().size(); ++i) {
       const auto& t = model.tensors()[i];
-      std::printf("%-40s %-8s %-24s %12s  %s\n", t.name.c_str(), std::string(dtype_name(t.dtype)).c_str(),
+      std::printf("%-40s %-8s %-24s %12s  %s\n", safe(t.name).c_str(), std::string(dtype_name(t.dtype)).c_str(),
                   t.shape_string().c_str(), human_bytes(t.n_bytes).c_str(),
                   std::string(tensor_role_name(shape.tensors[i].role)).c_str());
     }

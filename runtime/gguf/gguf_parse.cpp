@@ -19,20 +19,34 @@ namespace {
 // or broken, and saying so beats allocating gigabytes.
 constexpr uint64_t kMaxArrayElems = 64ull << 20;  // largest real vocabularies are ~0.3M
 constexpr int kMaxArrayDepth = 8;
+// Memory the parsed metadata and tensor table may take. Counts and lengths are
+// bounded by the bytes left in the file, but a sparse file can be terabytes
+// long while holding nothing on disk (its holes read as zeros, and zeros parse
+// as empty strings and arrays), so the file size alone does not protect the
+// heap. Real models need well under 100 MB (a 262k-token vocabulary with its
+// merges is ~40 MB).
+constexpr uint64_t kMaxParsedBytes = 512ull << 20;
 // Smallest encodings, used to bound counts by the bytes left in the file.
 constexpr uint64_t kMinKvBytes = 8 + 1 + 4 + 1;          // key len, 1-char key, type, u8 value
 constexpr uint64_t kMinTensorInfoBytes = 8 + 1 + 4 + 8 + 4 + 8;  // name len, name, n_dims, ne0, type, offset
 
 std::string fmt(const char* f, ...) __attribute__((format(printf, 1, 2)));
 std::string fmt(const char* f, ...) {
-  va_list ap;
+  // Messages quote paths and names of any length; never cut off the
+  // "expected ..., got ..." that follows them.
+  char buf[512];
+  va_list ap, ap2;
   va_start(ap, f);
-  va_list ap2;
   va_copy(ap2, ap);
-  int n = std::vsnprintf(nullptr, 0, f, ap);
+  int n = std::vsnprintf(buf, sizeof buf, f, ap);
   va_end(ap);
-  std::string s(n > 0 ? static_cast<size_t>(n) : 0, '\0');
-  if (n > 0) std::vsnprintf(s.data(), s.size() + 1, f, ap2);
+  std::string s;
+  if (n < static_cast<int>(sizeof buf)) {
+    s.assign(buf, n > 0 ? static_cast<size_t>(n) : 0);
+  } else {
+    s.resize(static_cast<size_t>(n));
+    std::vsnprintf(s.data(), s.size() + 1, f, ap2);
+  }
   va_end(ap2);
   return s;
 }
@@ -67,6 +81,20 @@ class Cursor {
     return Status::ok();
   }
 
+  // Accounts for `n` parsed items of `item_bytes` each in the memory budget
+  // (kMaxParsedBytes) before they are allocated; `at` is where the count was read.
+  Status charge(uint64_t n, uint64_t item_bytes, const std::string& field, uint64_t at) {
+    uint64_t most = budget_ / item_bytes;
+    if (n > most) {
+      return error(field,
+                   fmt("<= %" PRIu64 " (what is left of the %" PRIu64 " MiB allowed for parsed metadata)", most,
+                       kMaxParsedBytes >> 20),
+                   fmt("%" PRIu64, n), at);
+    }
+    budget_ -= n * item_bytes;
+    return Status::ok();
+  }
+
   Status read_bytes(std::string* out, uint64_t n, const std::string& field) {
     STRATA_RETURN_IF_ERROR(need(n, field));
     out->assign(reinterpret_cast<const char*>(b_.data() + pos_), n);
@@ -75,22 +103,37 @@ class Cursor {
   }
 
   // u64 length + bytes. `max_len` bounds names and keys; values are bounded
-  // only by the bytes present.
-  Status read_string(std::string* out, const std::string& field, uint64_t max_len = UINT64_MAX) {
+  // only by the bytes present. With `index`, the string is element `index` of
+  // array `field`. The field's name is built only for an error: the success
+  // path runs once per vocabulary entry (~10^5 per file) and formatting names
+  // there used to take most of the time of opening a model.
+  static constexpr uint64_t kNoIndex = UINT64_MAX;
+  Status read_string(std::string* out, const std::string& field, uint64_t max_len = UINT64_MAX,
+                     uint64_t index = kNoIndex) {
+    auto name = [&] {
+      return (index == kNoIndex ? field : fmt("%s[%" PRIu64 "]", field.c_str(), index)) + " length";
+    };
     uint64_t at = pos_;
+    if (remaining() < 8) return need(8, name());
     uint64_t len = 0;
-    STRATA_RETURN_IF_ERROR(read(&len, field + " length"));
-    if (len > max_len) return error(field + " length", fmt("<= %" PRIu64, max_len), fmt("%" PRIu64, len), at);
+    std::memcpy(&len, b_.data() + pos_, 8);
+    pos_ += 8;
+    if (len > max_len) return error(name(), fmt("<= %" PRIu64, max_len), fmt("%" PRIu64, len), at);
     if (len > remaining()) {
-      return error(field + " length", fmt("<= %" PRIu64 " (bytes left in file)", remaining()), fmt("%" PRIu64, len), at);
+      return error(name(), fmt("<= %" PRIu64 " (bytes left in file)", remaining()), fmt("%" PRIu64, len), at);
     }
-    return read_bytes(out, len, field);
+    if (len > budget_) return charge(len, 1, name(), at);
+    budget_ -= len;
+    out->assign(reinterpret_cast<const char*>(b_.data() + pos_), len);
+    pos_ += len;
+    return Status::ok();
   }
 
  private:
   std::span<const uint8_t> b_;
   const std::string& name_;
   uint64_t pos_ = 0;
+  uint64_t budget_ = kMaxParsedBytes;
 };
 
 Status read_value(Cursor& c, ValueType type, Value* out, const std::string& field, int depth);
@@ -120,12 +163,16 @@ Status read_array(Cursor& c, Value* out, const std::string& field, int depth) {
                        c.remaining(), min_elem),
                    fmt("%" PRIu64, n), at);
   }
+  uint64_t item_bytes = elem == ValueType::kString  ? sizeof(std::string)
+                        : elem == ValueType::kArray ? sizeof(Value)
+                                                    : min_elem;
+  STRATA_RETURN_IF_ERROR(c.charge(n, item_bytes, field + " array length", at));
   if (elem == ValueType::kString) {
     std::vector<std::string> items;
     items.reserve(n);
     for (uint64_t i = 0; i < n; ++i) {
       std::string s;
-      STRATA_RETURN_IF_ERROR(c.read_string(&s, fmt("%s[%" PRIu64 "]", field.c_str(), i)));
+      STRATA_RETURN_IF_ERROR(c.read_string(&s, field, UINT64_MAX, i));
       items.push_back(std::move(s));
     }
     *out = Value::string_array(std::move(items));
@@ -289,6 +336,10 @@ Result<GgufFile> parse_gguf(std::span<const uint8_t> bytes, const std::string& n
     return c.error("n_kv", fmt("<= %" PRIu64 " (what %" PRIu64 " bytes can hold)", c.remaining() / kMinKvBytes, c.remaining()),
                    fmt("%" PRIu64, n_kv), at + 8);
   }
+  // Per entry: the table slot plus an index node (key copy and hash bucket).
+  STRATA_RETURN_IF_ERROR(c.charge(n_tensors, sizeof(TensorInfo) + sizeof(std::string) + 32, "n_tensors", at));
+  STRATA_RETURN_IF_ERROR(
+      c.charge(n_kv, sizeof(std::pair<std::string, Value>) + sizeof(std::string) + 32, "n_kv", at + 8));
 
   f.kv.reserve(n_kv);
   for (uint64_t i = 0; i < n_kv; ++i) {

@@ -53,7 +53,9 @@ struct GgufFile {
 };
 
 // Parse and validate a whole GGUF file held in memory. `name` is used in error
-// messages. Never reads outside `bytes`; allocations are bounded by its size.
+// messages, which quote names from the file through printable(). Never reads
+// outside `bytes`; allocations are bounded by its size and, since a sparse
+// file's size costs nothing, by a fixed budget (512 MiB) for parsed metadata.
 Result<GgufFile> parse_gguf(std::span<const uint8_t> bytes, const std::string& name);
 
 // A read-only memory mapping that unmaps on destruction.

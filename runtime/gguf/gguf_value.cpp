@@ -165,7 +165,21 @@ int64_t Value::int_at(uint64_t i) const {
   size_t sz = value_type_size(elem_);
   if (sz == 0 || i >= n_) return 0;
   Decoded d = decode(elem_, raw_.data() + i * sz);
-  return d.is_float ? static_cast<int64_t>(d.f) : d.i;
+  if (!d.is_float) return d.i;
+  // Converting NaN or a float outside int64's range is undefined behaviour
+  // (the elements come from the file), so saturate: NaN -> 0, +-big -> limits.
+  constexpr double kTwo63 = 9223372036854775808.0;
+  if (std::isnan(d.f)) return 0;
+  if (d.f >= kTwo63) return INT64_MAX;
+  if (d.f < -kTwo63) return INT64_MIN;
+  return static_cast<int64_t>(d.f);
+}
+
+uint64_t Value::u64_at(uint64_t i) const {
+  if (elem_ != ValueType::kU64 || i >= n_) return 0;
+  uint64_t v;
+  std::memcpy(&v, raw_.data() + i * 8, 8);
+  return v;
 }
 
 std::string Value::summary(size_t max_chars) const {

@@ -86,6 +86,7 @@ class Value {
   // Element i of a numeric array (integer, float or bool), converted.
   double number_at(uint64_t i) const;
   int64_t int_at(uint64_t i) const;
+  uint64_t u64_at(uint64_t i) const;  // element i of a u64 array, exact
   const std::string& packed() const { return raw_; }  // numeric arrays: raw little-endian bytes
 
   // Short human form: "42", "\"llama\"", "[f32 x 151936]". Control
