@@ -10,6 +10,8 @@ namespace strata::tools {
 
 void register_inspect(CLI::App& app);
 void register_mkmodel(CLI::App& app);
+void register_tokenize(CLI::App& app);
+void register_run(CLI::App& app);
 
 int exit_code();
 void set_exit_code(int code);

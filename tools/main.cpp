@@ -12,6 +12,8 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "strata 0.1.0");
   strata::tools::register_inspect(app);
   strata::tools::register_mkmodel(app);
+  strata::tools::register_tokenize(app);
+  strata::tools::register_run(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

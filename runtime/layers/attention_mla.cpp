@@ -1,0 +1,63 @@
+// MLA, absorbed form, for prefill and decode alike: per token and head the
+// score is q_nope.(W_kb latent) + q_pe.k_pe = (W_kb^T q_nope).latent + q_pe.k_pe,
+// so keys never leave latent space; values likewise are W_vb (sum_t p_t latent_t).
+#include "runtime/layers/attention_mla.h"
+
+#include <algorithm>
+
+#include "cpu_kernels/attention_ref.h"
+#include "runtime/layers/rmsnorm.h"
+#include "runtime/layers/rope.h"
+
+namespace strata {
+
+void attention_mla(const MlaWeights& w, const MlaConfig& c, uint32_t layer, const float* x,
+                   const TokenPlaces& places, KvCache& cache, float* out) {
+  const int64_t T = places.n_tokens, H = c.n_head, L = c.kv_lora, R = c.n_rope, N = c.n_nope, V = c.v_head;
+  const int64_t qk = N + R, kw = L + R;
+
+  std::vector<float> q(size_t(T * H * qk));
+  if (!w.wq_a.empty()) {
+    std::vector<float> qa(size_t(T * w.wq_a.n_out));
+    w.wq_a.mul(x, T, qa.data());
+    rmsnorm_rows(qa.data(), T, w.wq_a.n_out, w.wq_a.n_out, w.q_a_norm, c.rms_eps, qa.data());
+    w.wq_b.mul(qa.data(), T, q.data());
+  } else {
+    w.wq.mul(x, T, q.data());
+  }
+  std::vector<float> kv(size_t(T * kw));
+  w.wkv_a_mqa.mul(x, T, kv.data());
+  rmsnorm_rows(kv.data(), T, L, kw, w.kv_a_norm, c.rms_eps, kv.data());
+  rope_rows(c.rope, places, kv.data(), kw, L, 1, R);
+  rope_rows(c.rope, places, q.data(), H * qk, N, H, qk);
+  for (int64_t t = 0; t < T; ++t) {
+    std::copy(kv.data() + t * kw, kv.data() + (t + 1) * kw, cache.k(layer, uint32_t(places.seq[t]), places.pos[t]));
+  }
+
+  // Absorbed queries [T][H][L + R]: W_kb^T q_nope, then q_pe.
+  std::vector<float> qa(size_t(T * H * kw));
+  for (int64_t h = 0; h < H; ++h) {
+    w.wk_b.slice(h).mul_strided(q.data() + h * qk, H * qk, T, qa.data() + h * kw, H * kw);
+    for (int64_t t = 0; t < T; ++t) {
+      const float* pe = q.data() + (t * H + h) * qk + N;
+      std::copy(pe, pe + R, qa.data() + (t * H + h) * kw + L);
+    }
+  }
+
+  std::vector<float> ol(size_t(T * H * L)), scores;
+  for (int64_t t = 0; t < T; ++t) {
+    const int64_t n_kv = int64_t(places.pos[t]) + 1;
+    scores.resize(size_t(n_kv));
+    const float* kc = cache.k(layer, uint32_t(places.seq[t]), 0);
+    for (int64_t h = 0; h < H; ++h) {
+      attention_head_ref(qa.data() + (t * H + h) * kw, kc, kw, kc, kw, kw, L, n_kv, c.kq_scale, scores.data(),
+                         ol.data() + (t * H + h) * L);
+    }
+  }
+
+  std::vector<float> o(size_t(T * H * V));
+  for (int64_t h = 0; h < H; ++h) w.wv_b.slice(h).mul_strided(ol.data() + h * L, H * L, T, o.data() + h * V, H * V);
+  w.wo.mul(o.data(), T, out);
+}
+
+}  // namespace strata

@@ -1,0 +1,39 @@
+// A weight matrix as the layers see it: a typed view into the model file
+// (ggml ne = {n_in, n_out[, n_mat]}), never a copy.
+#pragma once
+
+#include <cstdint>
+
+#include "cpu_kernels/matmul_ref.h"
+#include "runtime/base/dtype.h"
+
+namespace strata {
+
+struct Matrix {
+  DType type = DType::kF32;
+  const void* data = nullptr;
+  int64_t n_in = 0;    // row length (ne[0])
+  int64_t n_out = 0;   // rows per matrix (ne[1])
+  int64_t n_mat = 1;   // stacked matrices (ne[2]), e.g. MLA's per-head attn_k_b
+  uint64_t row_bytes = 0;
+
+  bool empty() const { return data == nullptr; }
+
+  // y[r] = W x[r] for n_rows contiguous rows (x: n_in floats each, y: n_out floats each).
+  void mul(const float* x, int64_t n_rows, float* y) const {
+    matmul_ref(type, data, n_in, n_out, x, n_in, n_rows, y, n_out);
+  }
+  // The same with row strides, for rows that sit inside wider rows (per-head slices).
+  void mul_strided(const float* x, int64_t x_stride, int64_t n_rows, float* y, int64_t y_stride) const {
+    matmul_ref(type, data, n_in, n_out, x, x_stride, n_rows, y, y_stride);
+  }
+  // Matrix i of a stack of n_mat.
+  Matrix slice(int64_t i) const {
+    Matrix m = *this;
+    m.data = static_cast<const uint8_t*>(data) + static_cast<uint64_t>(i) * static_cast<uint64_t>(n_out) * row_bytes;
+    m.n_mat = 1;
+    return m;
+  }
+};
+
+}  // namespace strata

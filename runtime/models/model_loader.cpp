@@ -1,0 +1,209 @@
+// Model loading: every tensor of the architecture's table is checked for
+// presence, shape and a type its op can read before anything is bound, so a
+// bad file fails at load time with the tensor's name, never mid-compute.
+#include <algorithm>
+
+#include "cpu_kernels/matmul_ref.h"
+#include "cpu_kernels/quant_ref.h"
+#include "runtime/base/check.h"
+#include "runtime/models/model.h"
+
+namespace strata {
+namespace {
+
+bool is_vector_type(DType t) { return t == DType::kF32 || t == DType::kF16 || t == DType::kBF16; }
+
+std::string shape_of(const std::vector<uint64_t>& ne) {
+  std::string s = "[";
+  for (size_t i = 0; i < ne.size(); ++i) s += (i ? ", " : "") + std::to_string(ne[i]);
+  return s + "]";
+}
+
+std::string blk(uint32_t il, const char* what) { return "blk." + std::to_string(il) + "." + what; }
+
+Status check_tensor(const std::string& path, const gguf::TensorInfo* t, const std::string& name,
+                    const std::vector<uint64_t>& ne, std::string_view arch) {
+  if (!t) {
+    return not_found(path + ": " + name + ": expected a tensor of shape " + shape_of(ne) + " (" + std::string(arch) +
+                     "), got none (missing)");
+  }
+  bool same = true;
+  for (int d = 0; d < gguf::kMaxDims; ++d) same = same && t->ne[d] == (size_t(d) < ne.size() ? ne[size_t(d)] : 1);
+  if (!same) return invalid_format(path + ": " + name + ": expected shape " + shape_of(ne) + ", got " + t->shape_string());
+  if (!t->data) return invalid_format(path + ": " + name + ": expected tensor data, got none");
+  if (ne.size() == 1) {
+    if (!is_vector_type(t->dtype)) {
+      return unsupported(path + ": " + name + ": type " + std::string(dtype_name(t->dtype)) +
+                         " is not supported for a vector (norm, bias) weight (expected f32, f16 or bf16)");
+    }
+  } else if (!matmul_supports(t->dtype)) {
+    return unsupported(path + ": " + name + ": type " + std::string(dtype_name(t->dtype)) +
+                       " is not supported by the matrix kernels (expected a type with a dequantizer)");
+  }
+  return Status::ok();
+}
+
+Status check_tensors(const gguf::GgufModel& f, const HParams& hp) {
+  const std::string& path = f.first().path;
+  for (const TensorSpec& s : arch_tensors(hp)) {
+    STRATA_RETURN_IF_ERROR(check_tensor(path, f.find_tensor(s.name), s.name, s.ne, arch_name(hp.arch)));
+  }
+  // Optional: per-pair RoPE frequency divisors (llama 3.1 and later).
+  if (const gguf::TensorInfo* t = f.find_tensor("rope_freqs.weight")) {
+    STRATA_RETURN_IF_ERROR(check_tensor(path, t, t->name, {hp.n_rot / 2}, arch_name(hp.arch)));
+  }
+  return Status::ok();
+}
+
+// Views of already-validated tensors.
+class Binder {
+ public:
+  explicit Binder(const gguf::GgufModel& f) : f_(f) {}
+
+  const gguf::TensorInfo& info(const std::string& name) const {
+    const gguf::TensorInfo* t = f_.find_tensor(name);
+    STRATA_CHECK(t != nullptr);  // check_tensors ran first
+    return *t;
+  }
+  bool has(const std::string& name) const { return f_.find_tensor(name) != nullptr; }
+
+  Matrix mat(const std::string& name) const {
+    const gguf::TensorInfo& t = info(name);
+    Matrix m;
+    m.type = t.dtype;
+    m.data = t.data;
+    m.n_in = int64_t(t.ne[0]);
+    m.n_out = int64_t(t.ne[1]);
+    m.n_mat = int64_t(t.ne[2]);
+    m.row_bytes = dtype_row_bytes(t.dtype, t.ne[0]).value_or(0);
+    return m;
+  }
+
+  std::vector<float> vec(const std::string& name) const {
+    const gguf::TensorInfo& t = info(name);
+    std::vector<float> v(size_t(t.n_elems));
+    Status s = dequantize_row_ref(t.dtype, t.data, v.data(), int64_t(t.n_elems));
+    STRATA_CHECK(s.is_ok());
+    return v;
+  }
+  std::vector<float> vec_if(const std::string& name) const { return has(name) ? vec(name) : std::vector<float>{}; }
+
+  ExpertTensor experts(const std::string& name) const {
+    const Matrix m = mat(name);
+    ExpertTensor e;
+    e.name = name;
+    e.type = m.type;
+    e.data = m.data;
+    e.n_in = m.n_in;
+    e.n_out = m.n_out;
+    e.n_expert = m.n_mat;
+    e.expert_bytes = uint64_t(m.n_out) * m.row_bytes;
+    return e;
+  }
+
+  DenseFfnWeights ffn(uint32_t il, const char* gate, const char* up, const char* down) const {
+    return {mat(blk(il, gate)), mat(blk(il, up)), mat(blk(il, down))};
+  }
+
+ private:
+  const gguf::GgufModel& f_;
+};
+
+}  // namespace
+
+void Batch::add_sequence(const std::vector<int32_t>& tokens, int32_t seq, int32_t pos0, bool all_logits) {
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    add(tokens[i], seq, pos0 + int32_t(i), all_logits || i + 1 == tokens.size());
+  }
+}
+
+Result<std::unique_ptr<Model>> Model::load(gguf::GgufModel file, const ModelOptions& options) {
+  std::unique_ptr<Model> m(new Model());
+  m->file_ = std::move(file);
+  STRATA_ASSIGN_OR_RETURN(m->hp_, read_hparams(m->file_));
+  STRATA_RETURN_IF_ERROR(check_tensors(m->file_, m->hp_));
+  m->experts_ = options.experts ? options.experts : std::shared_ptr<ExpertExecutor>(make_cpu_expert_executor());
+  STRATA_RETURN_IF_ERROR(m->bind());
+  return m;
+}
+
+Status Model::bind() {
+  const Binder b(file_);
+  cfg_ = arch_config(hp_);
+  tok_embd_ = &b.info("token_embd.weight");
+  output_norm_ = b.vec("output_norm.weight");
+  output_ = b.mat(hp_.tied_embeddings ? "token_embd.weight" : "output.weight");
+  rope_freqs_ = b.vec_if("rope_freqs.weight");
+  const float* ff = rope_freqs_.empty() ? nullptr : rope_freqs_.data();
+  cfg_.gqa.rope.freq_factors = ff;
+  cfg_.mla.rope.freq_factors = ff;
+
+  layers_.resize(hp_.n_layer);
+  for (uint32_t il = 0; il < hp_.n_layer; ++il) {
+    Layer& L = layers_[il];
+    L.attn_norm = b.vec(blk(il, "attn_norm.weight"));
+    L.ffn_norm = b.vec(blk(il, "ffn_norm.weight"));
+    if (cfg_.attn == AttnKind::kMla) {
+      MlaWeights w;
+      if (hp_.q_lora_rank) {
+        w.wq_a = b.mat(blk(il, "attn_q_a.weight"));
+        w.q_a_norm = b.vec(blk(il, "attn_q_a_norm.weight"));
+        w.wq_b = b.mat(blk(il, "attn_q_b.weight"));
+      } else {
+        w.wq = b.mat(blk(il, "attn_q.weight"));
+      }
+      w.wkv_a_mqa = b.mat(blk(il, "attn_kv_a_mqa.weight"));
+      w.kv_a_norm = b.vec(blk(il, "attn_kv_a_norm.weight"));
+      w.wk_b = b.mat(blk(il, "attn_k_b.weight"));
+      w.wv_b = b.mat(blk(il, "attn_v_b.weight"));
+      w.wo = b.mat(blk(il, "attn_output.weight"));
+      L.attn = std::move(w);
+    } else {
+      GqaWeights w;
+      w.wq = b.mat(blk(il, "attn_q.weight"));
+      w.wk = b.mat(blk(il, "attn_k.weight"));
+      w.wv = b.mat(blk(il, "attn_v.weight"));
+      w.wo = b.mat(blk(il, "attn_output.weight"));
+      if (hp_.qkv_bias) {
+        w.bq = b.vec(blk(il, "attn_q.bias"));
+        w.bk = b.vec(blk(il, "attn_k.bias"));
+        w.bv = b.vec(blk(il, "attn_v.bias"));
+      }
+      if (cfg_.qk_norm) {
+        w.q_norm = b.vec(blk(il, "attn_q_norm.weight"));
+        w.k_norm = b.vec(blk(il, "attn_k_norm.weight"));
+      }
+      L.attn = std::move(w);
+    }
+    if (!hp_.layer_is_moe(il)) {
+      L.ffn = b.ffn(il, "ffn_gate.weight", "ffn_up.weight", "ffn_down.weight");
+      continue;
+    }
+    MoeWeights w;
+    w.router = b.mat(blk(il, "ffn_gate_inp.weight"));
+    w.exp_probs_b = b.vec_if(blk(il, "exp_probs_b.bias"));
+    w.experts.layer = int(il);
+    w.experts.gate = b.experts(blk(il, "ffn_gate_exps.weight"));
+    w.experts.up = b.experts(blk(il, "ffn_up_exps.weight"));
+    w.experts.down = b.experts(blk(il, "ffn_down_exps.weight"));
+    if (b.has(blk(il, "ffn_gate_shexp.weight"))) {
+      w.shared = b.ffn(il, "ffn_gate_shexp.weight", "ffn_up_shexp.weight", "ffn_down_shexp.weight");
+    }
+    w.shared_gate = b.vec_if(blk(il, "ffn_gate_inp_shexp.weight"));
+    if (!w.exp_probs_b.empty() && int64_t(w.exp_probs_b.size()) != w.router.n_out) {
+      return invalid_format(file_.first().path + ": " + blk(il, "exp_probs_b.bias") + ": expected " +
+                            std::to_string(w.router.n_out) + " entries, got " + std::to_string(w.exp_probs_b.size()));
+    }
+    Status s = experts_->check_layer(w.experts);
+    if (!s.is_ok()) return Status(s.code(), file_.first().path + ": " + s.message());
+    L.ffn = std::move(w);
+  }
+  return Status::ok();
+}
+
+KvCache Model::make_cache(uint32_t n_seq, uint32_t n_ctx) const {
+  if (cfg_.attn == AttnKind::kMla) return KvCache(hp_.n_layer, mla_k_width(cfg_.mla), 0, n_seq, n_ctx);
+  return KvCache(hp_.n_layer, gqa_k_width(cfg_.gqa), gqa_v_width(cfg_.gqa), n_seq, n_ctx);
+}
+
+}  // namespace strata

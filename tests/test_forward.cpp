@@ -1,0 +1,451 @@
+// The forward pass on tiny random models of every architecture and weight
+// type: real path vs the plain reference (tests/reference), incremental
+// decode vs full prefill, several sequences in one batch vs each alone, and
+// load-time errors that name the bad tensor.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <ostream>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "runtime/gguf/gguf_reader.h"
+#include "runtime/models/model.h"
+#include "runtime/synth/mkmodel.h"
+#include "runtime/synth/presets.h"
+#include "tests/reference/ref_forward.h"
+
+namespace strata {
+namespace {
+
+struct Case {
+  const char* preset;
+  DType type;
+};
+
+std::string case_name(const Case& c) {
+  std::string s = std::string(c.preset) + "_" + std::string(dtype_name(c.type));
+  for (char& ch : s) {
+    if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+  }
+  return s;
+}
+
+void PrintTo(const Case& c, std::ostream* os) { *os << case_name(c); }
+
+// mkmodel writes norm weights of 1 and a zero expert bias; give them random
+// values in place so a norm weight or bias applied wrongly shows up.
+void randomize_vectors(const std::string& path, uint64_t seed) {
+  struct Patch {
+    uint64_t offset, n;
+    bool bias;
+  };
+  std::vector<Patch> patches;
+  {
+    auto m = gguf::GgufModel::open(path);
+    ASSERT_TRUE(m.is_ok()) << m.status().to_string();
+    const gguf::GgufFile& f = m->first();
+    for (const auto& t : m->tensors()) {
+      if (t.n_dims != 1 || t.dtype != DType::kF32) continue;
+      const bool norm = t.name.find("norm") != std::string::npos;
+      const bool bias = t.name.find("exp_probs_b") != std::string::npos;
+      if (norm || bias) patches.push_back({f.data_offset + t.offset, t.n_elems, bias});
+    }
+  }
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<float> u(0.0f, 1.0f);
+  std::fstream io(path, std::ios::in | std::ios::out | std::ios::binary);
+  for (const Patch& p : patches) {
+    std::vector<float> v(p.n);
+    for (float& x : v) x = p.bias ? 0.2f * (u(rng) - 0.5f) : 0.6f + 0.8f * u(rng);
+    io.seekp(std::streamoff(p.offset));
+    io.write(reinterpret_cast<const char*>(v.data()), std::streamsize(v.size() * sizeof(float)));
+  }
+}
+
+// Files this process wrote, removed when it exits. Names carry the process
+// id: ctest runs the cases of this file as parallel processes.
+struct TempFiles {
+  std::vector<std::string> paths;
+  std::string path(const std::string& name) {
+    paths.push_back(::testing::TempDir() + "strata_fwd_" + std::to_string(::getpid()) + "_" + name + ".gguf");
+    return paths.back();
+  }
+  ~TempFiles() {
+    for (const auto& p : paths) std::remove(p.c_str());
+  }
+};
+TempFiles& temp_files() {
+  static TempFiles t;
+  return t;
+}
+
+std::string make_tiny(const Case& c) {
+  static std::map<std::string, std::string> made;
+  const std::string key = case_name(c);
+  if (auto it = made.find(key); it != made.end()) return it->second;
+  const synth::Preset* p = synth::find_preset(c.preset);
+  EXPECT_NE(p, nullptr) << c.preset;
+  synth::MkModelOptions o;
+  o.out_path = temp_files().path(key);
+  o.hp = p->hp;
+  o.types.base = c.type;
+  o.seed = 7;
+  auto r = synth::make_model(o);
+  EXPECT_TRUE(r.is_ok()) << r.status().to_string();
+  randomize_vectors(o.out_path, 11);
+  made[key] = o.out_path;
+  return o.out_path;
+}
+
+std::unique_ptr<Model> load_model(const std::string& path) {
+  auto f = gguf::GgufModel::open(path);
+  EXPECT_TRUE(f.is_ok()) << f.status().to_string();
+  auto m = Model::load(std::move(f.value()));
+  EXPECT_TRUE(m.is_ok()) << m.status().to_string();
+  return m.is_ok() ? std::move(m.value()) : nullptr;
+}
+
+std::vector<int32_t> tokens_for(uint32_t n_vocab, int n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<int32_t> t(static_cast<size_t>(n));
+  for (auto& x : t) x = int32_t(rng() % n_vocab);
+  return t;
+}
+
+// Max |a - b| over n values, and max |b| (the scale errors are read against).
+struct Diff {
+  double max_abs = 0, scale = 0;
+};
+Diff diff(const float* a, const float* b, size_t n) {
+  Diff d;
+  for (size_t i = 0; i < n; ++i) {
+    d.max_abs = std::max(d.max_abs, std::fabs(double(a[i]) - double(b[i])));
+    d.scale = std::max(d.scale, std::fabs(double(b[i])));
+  }
+  return d;
+}
+
+int32_t argmax_of(const float* x, int32_t n) {
+  int32_t b = 0;
+  for (int32_t i = 1; i < n; ++i) b = x[i] > x[b] ? i : b;
+  return b;
+}
+
+// Gap between the best and second-best logit.
+double top2_gap(const float* x, int32_t n) {
+  double a = -INFINITY, b = -INFINITY;
+  for (int32_t i = 0; i < n; ++i) {
+    if (x[i] > a) {
+      b = a;
+      a = x[i];
+    } else if (x[i] > b) {
+      b = x[i];
+    }
+  }
+  return a - b;
+}
+
+// Real-path error allowed against the reference, relative to the largest
+// logit. The real path dequantizes weights exactly as the reference does, so
+// every type differs only by f32-vs-double summation order; a path that
+// quantizes activations (Q8) will need per-type room here.
+double tolerance(DType t) {
+  switch (t) {
+    case DType::kF32: return 2e-4;
+    case DType::kQ8_0: return 2e-4;
+    default: return 3e-4;
+  }
+}
+
+class ForwardTest : public ::testing::TestWithParam<Case> {
+ protected:
+  void SetUp() override {
+    path_ = make_tiny(GetParam());
+    model_ = load_model(path_);
+    ASSERT_NE(model_, nullptr);
+    n_vocab_ = int32_t(model_->hparams().n_vocab);
+  }
+
+  // Logits of every position of `toks` in one prefill of a fresh cache.
+  std::vector<float> prefill_all(const std::vector<int32_t>& toks) {
+    KvCache cache = model_->make_cache(1, 64);
+    Batch b;
+    b.add_sequence(toks, 0, 0, true);
+    auto r = model_->forward(b, cache);
+    EXPECT_TRUE(r.is_ok()) << r.status().to_string();
+    return r.is_ok() ? r->data : std::vector<float>{};
+  }
+
+  std::string path_;
+  std::unique_ptr<Model> model_;
+  int32_t n_vocab_ = 0;
+};
+
+TEST_P(ForwardTest, PrefillMatchesReference) {
+  const std::vector<int32_t> toks = tokens_for(uint32_t(n_vocab_), 9, 1);
+  const std::vector<float> real = prefill_all(toks);
+  ASSERT_EQ(real.size(), toks.size() * static_cast<size_t>(n_vocab_));
+
+  auto file = gguf::GgufModel::open(path_);
+  ASSERT_TRUE(file.is_ok());
+  auto ref = ref::RefModel::load(file.value());
+  ASSERT_TRUE(ref.is_ok()) << ref.status().to_string();
+  const std::vector<float> want = ref->forward(toks);
+  ASSERT_EQ(want.size(), real.size());
+
+  const Diff d = diff(real.data(), want.data(), real.size());
+  const double tol = tolerance(GetParam().type) * std::max(1.0, d.scale);
+  EXPECT_LE(d.max_abs, tol) << "max |logit| " << d.scale;
+  int argmax_checked = 0;
+  for (size_t t = 0; t < toks.size(); ++t) {
+    const float* r = real.data() + t * static_cast<size_t>(n_vocab_);
+    const float* w = want.data() + t * static_cast<size_t>(n_vocab_);
+    if (top2_gap(w, n_vocab_) <= 2 * tol) continue;  // a near-tie may legitimately flip
+    ++argmax_checked;
+    EXPECT_EQ(argmax_of(r, n_vocab_), argmax_of(w, n_vocab_)) << "position " << t;
+  }
+  EXPECT_GE(argmax_checked, int(toks.size()) - 1);
+  RecordProperty("max_abs_err", std::to_string(d.max_abs));
+  RecordProperty("max_abs_logit", std::to_string(d.scale));
+  std::printf("[ measured ] %s vs reference: max |err| %.3g, max |logit| %.3g\n", case_name(GetParam()).c_str(),
+              d.max_abs, d.scale);
+}
+
+TEST_P(ForwardTest, IncrementalDecodeMatchesPrefill) {
+  const std::vector<int32_t> toks = tokens_for(uint32_t(n_vocab_), 9, 2);
+  const std::vector<float> full = prefill_all(toks);
+  ASSERT_FALSE(full.empty());
+
+  KvCache cache = model_->make_cache(1, 64);
+  Batch b;
+  b.add_sequence({toks.begin(), toks.begin() + 4}, 0, 0, true);
+  auto r = model_->forward(b, cache);
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  std::vector<float> inc = r->data;
+  for (size_t t = 4; t < toks.size(); ++t) {
+    b.clear();
+    b.add(toks[t], 0, int32_t(t), true);
+    auto s = model_->forward(b, cache);
+    ASSERT_TRUE(s.is_ok()) << s.status().to_string();
+    inc.insert(inc.end(), s->data.begin(), s->data.end());
+  }
+  EXPECT_EQ(cache.seq_len(0), int32_t(toks.size()));
+  const Diff d = diff(inc.data(), full.data(), full.size());
+  EXPECT_LE(d.max_abs, 1e-5 * std::max(1.0, d.scale));
+  std::printf("[ measured ] %s decode vs prefill: max |diff| %.3g\n", case_name(GetParam()).c_str(), d.max_abs);
+}
+
+TEST_P(ForwardTest, BatchedSequencesMatchEachAlone) {
+  const std::vector<std::vector<int32_t>> prompts = {tokens_for(uint32_t(n_vocab_), 5, 3),
+                                                     tokens_for(uint32_t(n_vocab_), 7, 4),
+                                                     tokens_for(uint32_t(n_vocab_), 3, 5)};
+  const int n_steps = 3;
+  // Each sequence alone: prefill, then greedy decode steps.
+  std::vector<std::vector<float>> alone(prompts.size());
+  std::vector<std::vector<int32_t>> generated(prompts.size());
+  for (size_t s = 0; s < prompts.size(); ++s) {
+    KvCache cache = model_->make_cache(1, 64);
+    Batch b;
+    b.add_sequence(prompts[s], 0, 0);
+    auto r = model_->forward(b, cache);
+    ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+    alone[s] = r->data;
+    for (int step = 0; step < n_steps; ++step) {
+      const int32_t next = argmax_of(r->row(r->n_rows() - 1), n_vocab_);
+      generated[s].push_back(next);
+      b.clear();
+      b.add(next, 0, int32_t(prompts[s].size()) + step, true);
+      r = model_->forward(b, cache);
+      ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+      alone[s].insert(alone[s].end(), r->data.begin(), r->data.end());
+    }
+  }
+  // All together: prompts interleaved in one batch, then one batch per step.
+  KvCache cache = model_->make_cache(3, 64);
+  Batch b;
+  for (size_t i = 0; i < 7; ++i) {
+    for (size_t s = 0; s < prompts.size(); ++s) {
+      if (i < prompts[s].size()) b.add(prompts[s][i], int32_t(s), int32_t(i), i + 1 == prompts[s].size());
+    }
+  }
+  auto r = model_->forward(b, cache);
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  std::vector<std::vector<float>> together(prompts.size());
+  for (int64_t row = 0; row < r->n_rows(); ++row) {
+    const int32_t s = b.seqs()[static_cast<size_t>(r->batch_index[static_cast<size_t>(row)])];
+    together[static_cast<size_t>(s)].insert(together[static_cast<size_t>(s)].end(), r->row(row), r->row(row) + n_vocab_);
+  }
+  for (int step = 0; step < n_steps; ++step) {
+    b.clear();
+    for (size_t s = 0; s < prompts.size(); ++s) b.add(generated[s][static_cast<size_t>(step)], int32_t(s), int32_t(prompts[s].size()) + step, true);
+    r = model_->forward(b, cache);
+    ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+    for (size_t s = 0; s < prompts.size(); ++s) together[s].insert(together[s].end(), r->row(int64_t(s)), r->row(int64_t(s)) + n_vocab_);
+  }
+  double worst = 0;
+  for (size_t s = 0; s < prompts.size(); ++s) {
+    ASSERT_EQ(together[s].size(), alone[s].size()) << "sequence " << s;
+    const Diff d = diff(together[s].data(), alone[s].data(), alone[s].size());
+    EXPECT_LE(d.max_abs, 1e-5 * std::max(1.0, d.scale)) << "sequence " << s;
+    worst = std::max(worst, d.max_abs);
+  }
+  std::printf("[ measured ] %s batched vs alone: max |diff| %.3g\n", case_name(GetParam()).c_str(), worst);
+}
+
+const char* kPresets[] = {"tiny-llama",    "tiny-qwen2",    "tiny-qwen3",     "tiny-mixtral",
+                          "tiny-qwen3moe", "tiny-qwen2moe", "tiny-deepseek2", "tiny-deepseek2-lite"};
+
+std::vector<Case> all_cases() {
+  std::vector<Case> v;
+  for (const char* p : kPresets) {
+    for (DType t : {DType::kF32, DType::kQ8_0, DType::kQ4_K}) v.push_back({p, t});
+  }
+  return v;
+}
+
+INSTANTIATE_TEST_SUITE_P(Tiny, ForwardTest, ::testing::ValuesIn(all_cases()),
+                         [](const ::testing::TestParamInfo<Case>& i) { return case_name(i.param); });
+
+// --- load-time and run-time errors
+
+std::vector<uint8_t> read_all(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
+void write_all(const std::string& path, const std::vector<uint8_t>& b) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(reinterpret_cast<const char*>(b.data()), std::streamsize(b.size()));
+}
+
+// Offset just past the first occurrence of `s` in `b` (npos when absent).
+size_t after(const std::vector<uint8_t>& b, const std::string& s) {
+  auto it = std::search(b.begin(), b.end(), s.begin(), s.end());
+  return it == b.end() ? std::string::npos : static_cast<size_t>(it - b.begin()) + s.size();
+}
+
+std::string broken_copy(const std::string& name, const std::function<void(std::vector<uint8_t>&)>& edit) {
+  std::vector<uint8_t> b = read_all(make_tiny({"tiny-llama", DType::kF32}));
+  edit(b);
+  const std::string path = temp_files().path("broken_" + name);
+  write_all(path, b);
+  return path;
+}
+
+Status load_status(const std::string& path) {
+  auto f = gguf::GgufModel::open(path);
+  if (!f.is_ok()) return f.status();
+  auto m = Model::load(std::move(f.value()));
+  return m.is_ok() ? Status::ok() : m.status();
+}
+
+TEST(ForwardErrors, MissingTensorIsNamedAtLoad) {
+  const std::string path = broken_copy("missing", [](std::vector<uint8_t>& b) {
+    const size_t at = after(b, "blk.1.ffn_up.weight");
+    ASSERT_NE(at, std::string::npos);
+    b[at - std::strlen("p.weight")] = 'X';  // blk.1.ffn_uX.weight
+  });
+  const Status s = load_status(path);
+  EXPECT_EQ(s.code(), StatusCode::kNotFound) << s.to_string();
+  EXPECT_NE(s.message().find("blk.1.ffn_up.weight"), std::string::npos) << s.message();
+}
+
+TEST(ForwardErrors, MisShapedTensorIsNamedAtLoad) {
+  // feed_forward_length 512 -> 256: every FFN tensor now has the wrong shape.
+  const std::string path = broken_copy("shape", [](std::vector<uint8_t>& b) {
+    const size_t at = after(b, "llama.feed_forward_length");
+    ASSERT_NE(at, std::string::npos);
+    uint32_t v = 0;
+    std::memcpy(&v, &b[at + 4], 4);
+    ASSERT_EQ(v, 512u);
+    v = 256;
+    std::memcpy(&b[at + 4], &v, 4);
+  });
+  const Status s = load_status(path);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidFormat) << s.to_string();
+  EXPECT_NE(s.message().find("blk.0.ffn_gate.weight: expected shape [256, 256], got [256, 512]"), std::string::npos)
+      << s.message();
+}
+
+TEST(ForwardErrors, UnsupportedTypeIsNamedAtLoad) {
+  // attn_norm f32 -> i32: same size, so the file still parses.
+  const std::string path = broken_copy("type", [](std::vector<uint8_t>& b) {
+    const size_t at = after(b, "blk.0.attn_norm.weight");
+    ASSERT_NE(at, std::string::npos);
+    const size_t type_at = at + 4 + 8;  // n_dims (u32), ne[0] (u64)
+    uint32_t t = 0;
+    std::memcpy(&t, &b[type_at], 4);
+    ASSERT_EQ(t, uint32_t(DType::kF32));
+    t = uint32_t(DType::kI32);
+    std::memcpy(&b[type_at], &t, 4);
+  });
+  const Status s = load_status(path);
+  EXPECT_EQ(s.code(), StatusCode::kUnsupported) << s.to_string();
+  EXPECT_NE(s.message().find("blk.0.attn_norm.weight: type i32"), std::string::npos) << s.message();
+}
+
+TEST(ForwardErrors, NonFiniteLogitsAreReported) {
+  const std::string src = make_tiny({"tiny-llama", DType::kF32});
+  const std::string path = temp_files().path("broken_nan");
+  write_all(path, read_all(src));
+  uint64_t offset = 0;
+  {
+    auto m = gguf::GgufModel::open(path);
+    ASSERT_TRUE(m.is_ok());
+    const gguf::TensorInfo* t = m->find_tensor("blk.1.ffn_norm.weight");
+    ASSERT_NE(t, nullptr);
+    offset = m->first().data_offset + t->offset;
+  }
+  {
+    std::fstream io(path, std::ios::in | std::ios::out | std::ios::binary);
+    const float nan = std::nanf("");
+    io.seekp(std::streamoff(offset));
+    io.write(reinterpret_cast<const char*>(&nan), sizeof nan);
+  }
+  auto model = load_model(path);
+  ASSERT_NE(model, nullptr);
+  KvCache cache = model->make_cache(1, 16);
+  Batch b;
+  b.add_sequence({1, 2, 3}, 0, 0);
+  auto r = model->forward(b, cache);
+  ASSERT_FALSE(r.is_ok());
+  EXPECT_NE(r.status().message().find("non-finite logit"), std::string::npos) << r.status().message();
+  EXPECT_NE(r.status().message().find("after layer 1"), std::string::npos) << r.status().message();
+}
+
+TEST(ForwardErrors, BadBatchesAreRejectedBeforeCompute) {
+  auto model = load_model(make_tiny({"tiny-llama", DType::kF32}));
+  ASSERT_NE(model, nullptr);
+  KvCache cache = model->make_cache(2, 8);
+  auto run = [&](std::initializer_list<std::array<int32_t, 3>> toks) {
+    Batch b;
+    for (const auto& t : toks) b.add(t[0], t[1], t[2], true);
+    return model->forward(b, cache).status();
+  };
+  EXPECT_NE(run({{1, 0, 1}}).message().find("position: expected 0"), std::string::npos);      // gap
+  EXPECT_NE(run({{1, 2, 0}}).message().find("sequence: expected 0..1"), std::string::npos);   // no such slot
+  EXPECT_NE(run({{100000, 0, 0}}).message().find("token: expected"), std::string::npos);      // vocabulary
+  EXPECT_NE(run({{1, 0, 0}, {2, 0, 0}}).message().find("position: expected 1"), std::string::npos);  // repeat
+  EXPECT_EQ(cache.seq_len(0), 0);
+  EXPECT_TRUE(run({{1, 0, 0}, {2, 1, 0}, {3, 0, 1}}).is_ok());
+  EXPECT_EQ(cache.seq_len(0), 2);
+  EXPECT_EQ(cache.seq_len(1), 1);
+  std::vector<std::array<int32_t, 3>> long_seq;
+  EXPECT_NE(run({{1, 1, 1}, {1, 1, 2}, {1, 1, 3}, {1, 1, 4}, {1, 1, 5}, {1, 1, 6}, {1, 1, 7}, {1, 1, 8}})
+                .message()
+                .find("the cache's context"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace strata
