@@ -12,6 +12,8 @@ void register_inspect(CLI::App& app);
 void register_mkmodel(CLI::App& app);
 void register_tokenize(CLI::App& app);
 void register_run(CLI::App& app);
+void register_perplexity(CLI::App& app);
+void register_bench(CLI::App& app);
 
 int exit_code();
 void set_exit_code(int code);

@@ -14,6 +14,8 @@ int main(int argc, char** argv) {
   strata::tools::register_mkmodel(app);
   strata::tools::register_tokenize(app);
   strata::tools::register_run(app);
+  strata::tools::register_perplexity(app);
+  strata::tools::register_bench(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,163 @@
+// `strata bench`: llama-bench-style prompt (pp) and generation (tg)
+// throughput, with the bytes one decode step reads, the achieved GB/s of
+// generation, and that as a share of a DRAM read-bandwidth probe run in the
+// same process.
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <string>
+
+#include "offload/model_shape.h"
+#include "runtime/eval/bandwidth_probe.h"
+#include "runtime/eval/bench.h"
+#include "runtime/tokenizer/tokenizer.h"
+#include "tools/commands.h"
+#include "tools/format.h"
+
+namespace strata::tools {
+namespace {
+
+using json = nlohmann::json;
+
+struct BenchArgs {
+  std::string model;
+  int32_t n_prompt = 512, n_gen = 128, n_rep = 5, n_batch = 512;
+  uint64_t seed = 1234;
+  uint64_t probe_mib = 0;
+  int probe_runs = 7;
+  bool json_out = false;
+};
+
+std::string fmt(const char* f, double a, double b = 0) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, a, b);
+  return buf;
+}
+
+void run(const BenchArgs& a) {
+  if (a.n_prompt == 0 && a.n_gen == 0) return fail(invalid_argument("bench: expected -p or -n above 0, got both 0"));
+  auto file = gguf::GgufModel::open(a.model);
+  if (!file.is_ok()) return fail(file.status());
+  auto loaded = Model::load(std::move(file.value()));
+  if (!loaded.is_ok()) return fail(loaded.status());
+  Model& m = **loaded;
+  const gguf::GgufModel& f = m.file();
+
+  BandwidthProbeOptions po;
+  po.buffer_bytes = a.probe_mib << 20;
+  po.n_runs = a.probe_runs;
+  auto probe = probe_read_bandwidth(po);
+  if (!probe.is_ok()) return fail(probe.status());
+  BenchOptions o;
+  o.n_rep = a.n_rep;
+  o.n_batch = a.n_batch;
+  o.seed = a.seed;
+  if (f.find("tokenizer.ggml.tokens")) {
+    auto tok = Tokenizer::from_gguf(f);
+    if (!tok.is_ok()) return fail(tok.status());
+    if (tok->add_bos()) o.bos = tok->bos();
+  }
+  touch_weights(f);
+  const RoleSummary roles = summarize_roles(describe_model(f, m.hparams()));
+  const uint64_t n_params = count_params(f);
+  const std::string arch = f.get_string("general.architecture").value_or("?");
+  const std::string model_name = arch + " " + fmt("%.2fB", double(n_params) / 1e9) + " " + dominant_type(f);
+
+  auto progress = [&](const char* what, int32_t n) {
+    if (!a.json_out) std::fprintf(stderr, "strata bench: %s%d, %d repetitions ...\n", what, n, a.n_rep);
+  };
+  std::vector<BenchResult> results;
+  if (a.n_prompt > 0) {
+    progress("pp", a.n_prompt);
+    auto r = bench_prompt(m, a.n_prompt, o);
+    if (!r.is_ok()) return fail(r.status());
+    results.push_back(std::move(r.value()));
+  }
+  if (a.n_gen > 0) {
+    progress("tg", a.n_gen);
+    auto r = bench_generation(m, a.n_gen, o);
+    if (!r.is_ok()) return fail(r.status());
+    results.push_back(std::move(r.value()));
+  }
+
+  // Generation reads the active bytes once per token; a prompt batch reads
+  // each weight once for many tokens, so no per-token byte figure fits it.
+  auto gbps = [&](const BenchResult& r) { return r.mean_tok_per_s() * double(roles.active_bytes_per_token) / 1e9; };
+  if (a.json_out) {
+    json j;
+    j["model"] = {{"file", a.model},
+                  {"name", model_name},
+                  {"architecture", arch},
+                  {"type", dominant_type(f)},
+                  {"size_bytes", f.total_tensor_bytes()},
+                  {"n_params", n_params},
+                  {"active_bytes_per_token", roles.active_bytes_per_token}};
+    j["backend"] = "CPU";
+    j["probe"] = {{"buffer_bytes", probe->buffer_bytes},
+                  {"llc_bytes", probe->llc_bytes},
+                  {"threads", probe->n_threads},
+                  {"kernel", probe->kernel},
+                  {"samples_gbps", probe->gbps},
+                  {"median_gbps", probe->median_gbps}};
+    j["tests"] = json::array();
+    for (const auto& r : results) {
+      json t = {{"test", r.name()},
+                {"n_prompt", r.kind == BenchKind::kPrompt ? r.n_tokens : 0},
+                {"n_gen", r.kind == BenchKind::kGeneration ? r.n_tokens : 0},
+                {"n_batch", a.n_batch},
+                {"repetitions", r.seconds.size()},
+                {"samples_s", r.seconds},
+                {"samples_ts", r.tok_per_s()},
+                {"avg_ts", r.mean_tok_per_s()},
+                {"stddev_ts", r.stddev_tok_per_s()}};
+      if (r.kind == BenchKind::kGeneration) {
+        t["gbps"] = gbps(r);
+        t["pct_of_probe"] = probe->median_gbps > 0 ? 100 * gbps(r) / probe->median_gbps : 0.0;
+      } else {
+        t["gbps"] = nullptr;
+        t["pct_of_probe"] = nullptr;
+      }
+      j["tests"].push_back(std::move(t));
+    }
+    std::printf("%s\n", j.dump(1).c_str());
+    return;
+  }
+
+  std::printf("| model | size | params | backend | test | t/s | active/tok | GB/s | %% of probe |\n");
+  std::printf("| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |\n");
+  for (const auto& r : results) {
+    const bool tg = r.kind == BenchKind::kGeneration;
+    std::printf("| %s | %s | %s | CPU | %s | %s | %s | %s | %s |\n", model_name.c_str(),
+                human_bytes(f.total_tensor_bytes()).c_str(), fmt("%.2f B", double(n_params) / 1e9).c_str(),
+                r.name().c_str(), fmt("%.2f ± %.2f", r.mean_tok_per_s(), r.stddev_tok_per_s()).c_str(),
+                tg ? human_bytes(roles.active_bytes_per_token).c_str() : "-", tg ? fmt("%.2f", gbps(r)).c_str() : "-",
+                tg && probe->median_gbps > 0 ? fmt("%.1f%%", 100 * gbps(r) / probe->median_gbps).c_str() : "-");
+  }
+  std::printf("\nDRAM read probe: %.2f GB/s (median of %zu passes over %s, %d threads, %s loads)\n",
+              probe->median_gbps, probe->gbps.size(), human_bytes(probe->buffer_bytes).c_str(), probe->n_threads,
+              probe->kernel);
+}
+
+}  // namespace
+
+void register_bench(CLI::App& app) {
+  auto a = std::make_shared<BenchArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "bench", "Prompt and generation throughput (llama-bench style), with GB/s against a measured DRAM read bandwidth");
+  cmd->add_option("-m,--model", a->model, "GGUF model file (any part of a split model)")->required();
+  cmd->add_option("-p,--n-prompt", a->n_prompt, "Prompt tokens of the pp test; 0 skips it (default 512)")
+      ->check(CLI::Range(0, 1 << 20));
+  cmd->add_option("-n,--n-gen", a->n_gen, "Generated tokens of the tg test; 0 skips it (default 128)")
+      ->check(CLI::Range(0, 1 << 20));
+  cmd->add_option("-r,--repetitions", a->n_rep, "Repetitions of each test (default 5)")->check(CLI::Range(1, 1000));
+  cmd->add_option("-b,--batch-size", a->n_batch, "Prompt tokens per forward pass (default 512)")
+      ->check(CLI::Range(1, 1 << 20));
+  cmd->add_option("--seed", a->seed, "Seed of the random token ids (default 1234)");
+  cmd->add_option("--probe-mib", a->probe_mib, "Bandwidth probe buffer in MiB (default: 4x last-level cache, >= 1 GiB)")
+      ->check(CLI::Range(uint64_t(1), uint64_t(1) << 24));
+  cmd->add_option("--probe-runs", a->probe_runs, "Timed passes of the probe (default 7)")->check(CLI::Range(1, 1000));
+  cmd->add_flag("--json", a->json_out, "Machine-readable output");
+  cmd->callback([a] { run(*a); });
+}
+
+}  // namespace strata::tools
