@@ -10,8 +10,10 @@ namespace strata::tools {
 
 void register_inspect(CLI::App& app);
 void register_mkmodel(CLI::App& app);
+void register_chat_template(CLI::App& app);
 void register_tokenize(CLI::App& app);
 void register_run(CLI::App& app);
+void register_chat(CLI::App& app);
 void register_perplexity(CLI::App& app);
 void register_bench(CLI::App& app);
 

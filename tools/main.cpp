@@ -12,8 +12,10 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "strata 0.1.0");
   strata::tools::register_inspect(app);
   strata::tools::register_mkmodel(app);
+  strata::tools::register_chat_template(app);
   strata::tools::register_tokenize(app);
   strata::tools::register_run(app);
+  strata::tools::register_chat(app);
   strata::tools::register_perplexity(app);
   strata::tools::register_bench(app);
   try {
