@@ -391,15 +391,7 @@ class Lexer {
       if (c < 0x80) {
         escaped += static_cast<char>(c);
       } else {
-        char b[16];
-        if (c <= 0xFF) {
-          std::snprintf(b, sizeof b, "\\x%02x", static_cast<unsigned>(c));
-        } else if (c <= 0xFFFF) {
-          std::snprintf(b, sizeof b, "\\u%04x", static_cast<unsigned>(c));
-        } else {
-          std::snprintf(b, sizeof b, "\\U%08x", static_cast<unsigned>(c));
-        }
-        escaped += b;
+        append_py_hex_escape(escaped, c);
       }
     }
     Token t;

@@ -257,6 +257,18 @@ void utf8_append(std::string& out, char32_t c) {
   }
 }
 
+void append_py_hex_escape(std::string& out, char32_t c) {
+  char b[16];
+  if (c <= 0xFF) {
+    std::snprintf(b, sizeof b, "\\x%02x", static_cast<unsigned>(c));
+  } else if (c <= 0xFFFF) {
+    std::snprintf(b, sizeof b, "\\u%04x", static_cast<unsigned>(c));
+  } else {
+    std::snprintf(b, sizeof b, "\\U%08x", static_cast<unsigned>(c));
+  }
+  out += b;
+}
+
 std::string utf8_encode(std::u32string_view s) {
   std::string out;
   out.reserve(s.size());
@@ -367,15 +379,7 @@ void repr_string(std::string& out, const std::string& s) {
     } else if (c == '\r') {
       out += "\\r";
     } else if (!py_printable(c)) {
-      char b[16];
-      if (c <= 0xFF) {
-        std::snprintf(b, sizeof b, "\\x%02x", static_cast<unsigned>(c));
-      } else if (c <= 0xFFFF) {
-        std::snprintf(b, sizeof b, "\\u%04x", static_cast<unsigned>(c));
-      } else {
-        std::snprintf(b, sizeof b, "\\U%08x", static_cast<unsigned>(c));
-      }
-      out += b;
+      append_py_hex_escape(out, c);
     } else {
       utf8_append(out, c);
     }

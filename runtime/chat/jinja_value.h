@@ -173,6 +173,8 @@ bool utf8_valid(std::string_view s);
 std::u32string utf8_decode(std::string_view s);  // input must be valid
 std::string utf8_encode(std::u32string_view s);
 void utf8_append(std::string& out, char32_t c);
+// Python's escape for a code point in a string literal: \xNN, \uNNNN or \UNNNNNNNN.
+void append_py_hex_escape(std::string& out, char32_t c);
 size_t utf8_length(std::string_view s);
 bool is_ascii(std::string_view s);
 // Python's str.isspace() for one code point.

@@ -16,29 +16,7 @@ int32_t argmax(const float* logits, int32_t n) {
   return best;
 }
 
-Sampler::Sampler(const SamplerParams& p) : p_(p) {
-  uint64_t seed = p.seed;
-  for (auto& x : s_) {
-    seed += 0x9e3779b97f4a7c15ull;
-    uint64_t z = seed;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    x = z ^ (z >> 31);
-  }
-}
-
-double Sampler::uniform() {
-  auto rotl = [](uint64_t x, int k) { return (x << k) | (x >> (64 - k)); };
-  const uint64_t result = rotl(s_[1] * 5, 7) * 9;
-  const uint64_t t = s_[1] << 17;
-  s_[2] ^= s_[0];
-  s_[3] ^= s_[1];
-  s_[1] ^= s_[2];
-  s_[0] ^= s_[3];
-  s_[2] ^= t;
-  s_[3] = rotl(s_[3], 45);
-  return double(result >> 11) * 0x1.0p-53;
-}
+Sampler::Sampler(const SamplerParams& p) : p_(p), rng_(p.seed) {}
 
 void Sampler::accept(int32_t token) {
   if (p_.penalty_last_n == 0) return;
@@ -116,7 +94,7 @@ int32_t Sampler::sample(const float* raw_logits, int32_t n_vocab) {
   }
   sum = 0.0;
   for (size_t i = 0; i < n; ++i) sum += prob_[i] = std::exp(double(cand_[i].first - cand_[0].first) / p_.temp);
-  double r = uniform() * sum;
+  double r = rng_.uniform() * sum;
   for (size_t i = 0; i < n; ++i) {
     r -= prob_[i];
     if (r < 0.0) return cand_[i].second;

@@ -11,6 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include "runtime/base/rng.h"
+
 namespace strata {
 
 struct SamplerParams {
@@ -58,11 +60,10 @@ class Sampler {
   const SamplerParams& params() const { return p_; }
 
  private:
-  double uniform();  // [0, 1)
   // Penalties and bias applied to a copy of the logits; returns it.
   const float* adjusted(const float* logits, int32_t n_vocab);
   SamplerParams p_;
-  uint64_t s_[4];
+  Xoshiro256 rng_;
   std::deque<int32_t> window_;
   std::unordered_map<int32_t, int32_t> counts_;  // occurrences in window_
   std::vector<float> work_;

@@ -19,58 +19,23 @@
 #include "cpu_kernels/quant_ref.h"
 #include "runtime/base/half.h"
 #include "runtime/base/quant_blocks.h"
+#include "runtime/base/rng.h"
 #include "runtime/gguf/gguf_reader.h"
 #include "runtime/gguf/gguf_writer.h"
 
 namespace strata::synth {
 namespace {
 
-// xoshiro256**: fast, seedable, good enough for weights.
-class Rng {
+// Weights come from the project's seeded generator plus Box-Muller normals.
+class Rng : public Xoshiro256 {
  public:
-  explicit Rng(uint64_t seed) {
-    for (auto& x : s_) {
-      seed += 0x9e3779b97f4a7c15ull;
-      uint64_t z = seed;
-      z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-      z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-      x = z ^ (z >> 31);
-    }
-  }
-  uint64_t next() {
-    const uint64_t result = rotl(s_[1] * 5, 7) * 9;
-    const uint64_t t = s_[1] << 17;
-    s_[2] ^= s_[0];
-    s_[3] ^= s_[1];
-    s_[1] ^= s_[2];
-    s_[0] ^= s_[3];
-    s_[2] ^= t;
-    s_[3] = rotl(s_[3], 45);
-    return result;
-  }
-  double uniform() { return (next() >> 11) * 0x1.0p-53; }
+  using Xoshiro256::Xoshiro256;
   float gaussian() {
     // Box-Muller; the spare value is dropped for simplicity.
     double u1 = uniform(), u2 = uniform();
     if (u1 < 1e-300) u1 = 1e-300;
     return static_cast<float>(std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2));
   }
-  void fill(uint8_t* p, size_t n) {
-    while (n >= 8) {
-      uint64_t v = next();
-      std::memcpy(p, &v, 8);
-      p += 8;
-      n -= 8;
-    }
-    if (n) {
-      uint64_t v = next();
-      std::memcpy(p, &v, n);
-    }
-  }
-
- private:
-  static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-  uint64_t s_[4];
 };
 
 uint64_t mix(uint64_t a, uint64_t b) {
