@@ -426,16 +426,10 @@ Result<Value> f_reject(Interpreter& in, const Value& v, CallArgs& a) { return se
 Result<Value> f_selectattr(Interpreter& in, const Value& v, CallArgs& a) { return select_impl(in, v, a, true, true); }
 Result<Value> f_rejectattr(Interpreter& in, const Value& v, CallArgs& a) { return select_impl(in, v, a, false, true); }
 
-Result<Value> f_sort(Interpreter& in, const Value& v, CallArgs& args) {
-  STRATA_ASSIGN_OR_RETURN(auto a, bind_args("sort", args, {{"reverse", kFalse}, {"case_sensitive", kFalse}, {"attribute", kNone}}));
-  STRATA_ASSIGN_OR_RETURN(auto items, in.iterate(v));
-  std::vector<std::pair<Value, Value>> keyed;
-  for (auto& item : items) {
-    STRATA_ASSIGN_OR_RETURN(Value k, sort_key(in, item, a[2], a[1]->truthy()));
-    keyed.emplace_back(std::move(k), std::move(item));
-  }
+// Stable sort of (key, item) pairs by key with Python's ordering, as sort
+// and dictsort do; a comparison Python would refuse is an error.
+Result<Value> sorted_by_key(Interpreter& in, std::vector<std::pair<Value, Value>> keyed, bool reverse) {
   Status st;
-  const bool reverse = a[0]->truthy();
   std::stable_sort(keyed.begin(), keyed.end(), [&](const auto& x, const auto& y) {
     auto lt = reverse ? py_less(y.first, x.first) : py_less(x.first, y.first);
     if (!lt.is_ok()) {
@@ -448,6 +442,17 @@ Result<Value> f_sort(Interpreter& in, const Value& v, CallArgs& args) {
   std::vector<Value> out;
   for (auto& kv : keyed) out.push_back(std::move(kv.second));
   return in.new_list(std::move(out));
+}
+
+Result<Value> f_sort(Interpreter& in, const Value& v, CallArgs& args) {
+  STRATA_ASSIGN_OR_RETURN(auto a, bind_args("sort", args, {{"reverse", kFalse}, {"case_sensitive", kFalse}, {"attribute", kNone}}));
+  STRATA_ASSIGN_OR_RETURN(auto items, in.iterate(v));
+  std::vector<std::pair<Value, Value>> keyed;
+  for (auto& item : items) {
+    STRATA_ASSIGN_OR_RETURN(Value k, sort_key(in, item, a[2], a[1]->truthy()));
+    keyed.emplace_back(std::move(k), std::move(item));
+  }
+  return sorted_by_key(in, std::move(keyed), a[0]->truthy());
 }
 
 Result<Value> f_unique(Interpreter& in, const Value& v, CallArgs& args) {
@@ -477,20 +482,7 @@ Result<Value> f_dictsort(Interpreter& in, const Value& v, CallArgs& args) {
     if (!a[0]->truthy() && key.is_string()) key = Value::string(py_lower(key.str()));
     keyed.emplace_back(key, Value::list({k, val}, true));
   }
-  Status st;
-  const bool reverse = a[2]->truthy();
-  std::stable_sort(keyed.begin(), keyed.end(), [&](const auto& x, const auto& y) {
-    auto lt = reverse ? py_less(y.first, x.first) : py_less(x.first, y.first);
-    if (!lt.is_ok()) {
-      if (st.is_ok()) st = lt.status();
-      return false;
-    }
-    return *lt;
-  });
-  STRATA_RETURN_IF_ERROR(st);
-  std::vector<Value> out;
-  for (auto& kv : keyed) out.push_back(std::move(kv.second));
-  return in.new_list(std::move(out));
+  return sorted_by_key(in, std::move(keyed), a[2]->truthy());
 }
 
 Result<Value> min_max(Interpreter& in, const Value& v, CallArgs& args, bool want_max) {
