@@ -112,6 +112,22 @@ TEST(MkModel, SameSeedSameBytesOtherSeedOtherBytes) {
   EXPECT_NE(a, read((temp_dir() / "c.gguf").string()));
 }
 
+TEST(MkModel, PrefaultReadsEveryTensorByte) {
+  auto model = make("tiny-qwen2moe", "prefault.gguf");
+  ASSERT_TRUE(model.is_ok()) << model.status().to_string();
+  uint64_t last_done = 0, last_total = 0;
+  int calls = 0;
+  model->prefault([&](uint64_t done, uint64_t total) {
+    EXPECT_GE(done, last_done);
+    last_done = done;
+    last_total = total;
+    ++calls;
+  });
+  EXPECT_GE(calls, 1);
+  EXPECT_EQ(last_total, model->total_tensor_bytes());
+  EXPECT_EQ(last_done, last_total);
+}
+
 TEST(MkModel, TypesPerRoleAndFallback) {
   synth::TypeChoice types;
   types.base = DType::kQ4_K;

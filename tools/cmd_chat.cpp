@@ -17,7 +17,9 @@
 #include "runtime/models/model.h"
 #include "runtime/tokenizer/tokenizer.h"
 #include "tools/commands.h"
+#include "tools/format.h"
 #include "tools/line_editor.h"
+#include "tools/load_progress.h"
 
 namespace strata::tools {
 namespace {
@@ -292,19 +294,40 @@ class Chat {
   LineEditor editor_;
 };
 
+// Bytes of memory the system can give without swapping (free + reclaimable).
+uint64_t available_memory_bytes() {
+  const long pages = ::sysconf(_SC_AVPHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
+  return pages > 0 && page > 0 ? static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) : 0;
+}
+
 void run_chat(const ChatArgs& a) {
+  LoadProgress progress(4, isatty(STDERR_FILENO) != 0);
+  progress.stage("reading the GGUF index");
   auto file = gguf::GgufModel::open(a.model);
   if (!file.is_ok()) return fail(file.status());
   auto tmpl = chat::model_chat_template(file.value(), "");
   if (!tmpl.is_ok()) return fail(tmpl.status());
+  progress.stage("checking " + std::to_string(file->tensors().size()) + " tensors");
   auto model = Model::load(std::move(file.value()));
   if (!model.is_ok()) return fail(model.status());
   Model& m = **model;
+  progress.stage("loading the tokenizer");
   if (!m.file().find("tokenizer.ggml.tokens")) {
     return fail(invalid_argument(a.model + ": chat needs a tokenizer in the file (tokenizer.ggml.*), got none"));
   }
   auto tok = Tokenizer::from_gguf(m.file());
   if (!tok.is_ok()) return fail(tok.status());
+  // Page the weights in now, with progress, rather than stall the first
+  // answer on page faults; a model larger than free memory streams instead.
+  const uint64_t weights = m.file().total_tensor_bytes(), avail = available_memory_bytes();
+  if (avail == 0 || weights < avail / 10 * 9) {
+    progress.stage("reading " + human_bytes(weights) + " of weights");
+    m.file().prefault([&](uint64_t done, uint64_t total) { progress.bytes(done, total); });
+  } else {
+    progress.stage("weights (" + human_bytes(weights) + ") exceed free memory (" + human_bytes(avail) +
+                   "): read from disk as used");
+  }
+  progress.done();
 
   chat::ModelChatTemplate t = std::move(tmpl.value());
   if (!a.template_file.empty()) {

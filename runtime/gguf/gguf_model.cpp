@@ -188,6 +188,27 @@ uint64_t GgufModel::total_tensor_bytes() const {
   for (const auto& t : tensors_) n += t.n_bytes;
   return n;
 }
+void GgufModel::prefault(const std::function<void(uint64_t, uint64_t)>& progress) const {
+  const uint64_t total = total_tensor_bytes();
+  const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  constexpr uint64_t kReportEvery = 64ull << 20;
+  uint64_t done = 0, next_report = kReportEvery;
+  volatile uint8_t sink = 0;  // keeps the reads from being optimized away
+  for (const auto& t : tensors_) {
+    // Ask the kernel to read ahead, then touch one byte per page.
+    const auto addr = reinterpret_cast<uintptr_t>(t.data);
+    const uintptr_t start = addr / page * page;
+    ::madvise(reinterpret_cast<void*>(start), t.n_bytes + (addr - start), MADV_WILLNEED);
+    for (uint64_t off = 0; off < t.n_bytes; off += page) sink = sink + t.data[off];
+    done += t.n_bytes;
+    if (progress && done >= next_report) {
+      progress(done, total);
+      next_report = done + kReportEvery;
+    }
+  }
+  if (progress) progress(done, total);
+}
+
 uint64_t GgufModel::total_file_bytes() const {
   uint64_t n = 0;
   for (const auto& p : parts_) n += p.file_bytes;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -97,6 +98,12 @@ class GgufModel {
 
   uint64_t total_tensor_bytes() const;
   uint64_t total_file_bytes() const;
+
+  // Reads every page of tensor data once so the first forward pass does not
+  // stall on page faults (minutes for a big model on disk). `progress` gets
+  // (bytes done, bytes total) every few tens of MB and at the end. Only
+  // worth calling when the weights fit in free memory.
+  void prefault(const std::function<void(uint64_t, uint64_t)>& progress = {}) const;
 
  private:
   std::vector<std::shared_ptr<MappedFile>> maps_;

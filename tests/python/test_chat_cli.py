@@ -243,3 +243,18 @@ def test_context_fills_during_answer(model):
     assert "error: context full" in out and "/clear starts over" in out
     stats = [tuple(map(int, m.groups())) for m in STATS.finditer(err)]
     assert len(stats) == 2 and stats[0][3] == 48 and stats[1][1] == 0
+
+
+def test_terminal_shows_staged_loading(model):
+    """On a terminal, loading shows numbered stages (index, tensors,
+    tokenizer, weights) before the prompt; piped runs stay quiet."""
+    p = Pty([STRATA, "chat", "-m", str(model), "--seed", "1"])
+    seen = p.expect(rb">>> ")
+    for stage in [rb"\[1/4\] reading the GGUF index: ", rb"\[2/4\] checking \d+ tensors: ",
+                  rb"\[3/4\] loading the tokenizer: ", rb"\[4/4\] reading .* of weights"]:
+        assert re.search(stage, seen), (stage, seen)
+    p.send(b"/bye\r")
+    assert p.wait() == 0
+    piped = subprocess.run([STRATA, "chat", "-m", str(model)], input="/bye\n", capture_output=True, text=True,
+                           timeout=60)
+    assert piped.returncode == 0 and "[1/4]" not in piped.stderr
