@@ -19,6 +19,19 @@ namespace {
 // ggml treats a sub-block whose largest |x| is below this as all zero.
 constexpr float kGroupMaxEps = 1e-15f;
 
+// The element of v with the largest magnitude, sign kept (the first one on
+// ties; 0 for all zeros): the k-quants scale sub-block scales against it.
+float largest_magnitude(const float* v, int n) {
+  float best = 0, best_abs = 0;
+  for (int i = 0; i < n; ++i) {
+    if (std::fabs(v[i]) > best_abs) {
+      best_abs = std::fabs(v[i]);
+      best = v[i];
+    }
+  }
+  return best;
+}
+
 inline int imin(int a, int b) { return a < b ? a : b; }
 inline int imax(int a, int b) { return a > b ? a : b; }
 
@@ -36,14 +49,8 @@ inline int nearest_int(float x) {
 // around nmax / max|x| and keeping the one that maximizes sumlx^2 / suml2
 // (least-squares fit). Returns the scale; negative when the extreme is positive.
 float make_qx_quants(int n, int nmax, const float* x, int8_t* L) {
-  float max = 0, amax = 0;
-  for (int i = 0; i < n; ++i) {
-    const float ax = std::fabs(x[i]);
-    if (ax > amax) {
-      amax = ax;
-      max = x[i];
-    }
-  }
+  const float max = largest_magnitude(x, n);
+  const float amax = std::fabs(max);
   if (amax < kGroupMaxEps) {
     for (int i = 0; i < n; ++i) L[i] = 0;
     return 0.0f;
@@ -87,14 +94,8 @@ float make_qx_quants(int n, int nmax, const float* x, int8_t* L) {
 // descent moving single codes while the weighted (x^2) fit improves.
 // L ends in [0, 2*nmax).
 float make_q3_quants(int n, int nmax, const float* x, int8_t* L) {
-  float max = 0, amax = 0;
-  for (int i = 0; i < n; ++i) {
-    const float ax = std::fabs(x[i]);
-    if (ax > amax) {
-      amax = ax;
-      max = x[i];
-    }
-  }
+  const float max = largest_magnitude(x, n);
+  const float amax = std::fabs(max);
   if (amax < kGroupMaxEps) {
     for (int i = 0; i < n; ++i) L[i] = 0;
     return 0.0f;
@@ -333,15 +334,8 @@ void quantize_q3_k(const float* x, uint8_t* y, int64_t nb) {
     BlockQ3_K b{};
     int8_t L[kQK_K];
     float scales[kQK_K / 16];
-    float max_scale = 0, amax = 0;
-    for (int j = 0; j < kQK_K / 16; ++j) {
-      scales[j] = make_q3_quants(16, 4, x + 16 * j, L + 16 * j);
-      const float scale = std::fabs(scales[j]);
-      if (scale > amax) {
-        amax = scale;
-        max_scale = scales[j];
-      }
-    }
+    for (int j = 0; j < kQK_K / 16; ++j) scales[j] = make_q3_quants(16, 4, x + 16 * j, L + 16 * j);
+    const float max_scale = largest_magnitude(scales, kQK_K / 16);
     if (max_scale != 0.0f) {
       const float iscale = -32.f / max_scale;
       for (int j = 0; j < kQK_K / 16; ++j) {
@@ -428,17 +422,9 @@ void quantize_q6_k(const float* x, uint8_t* y, int64_t nb) {
     BlockQ6_K b{};
     int8_t L[kQK_K];
     float scales[kQK_K / 16];
-    float max_scale = 0, max_abs_scale = 0;
-    for (int ib = 0; ib < kQK_K / 16; ++ib) {
-      const float scale = make_qx_quants(16, 32, x + 16 * ib, L + 16 * ib);
-      scales[ib] = scale;
-      const float abs_scale = std::fabs(scale);
-      if (abs_scale > max_abs_scale) {
-        max_abs_scale = abs_scale;
-        max_scale = scale;
-      }
-    }
-    if (max_abs_scale < kGroupMaxEps) {
+    for (int ib = 0; ib < kQK_K / 16; ++ib) scales[ib] = make_qx_quants(16, 32, x + 16 * ib, L + 16 * ib);
+    const float max_scale = largest_magnitude(scales, kQK_K / 16);
+    if (std::fabs(max_scale) < kGroupMaxEps) {
       b.d = f32_to_f16(0.f);  // all-zero block
       std::memcpy(y, &b, sizeof(b));
       continue;
@@ -481,15 +467,8 @@ void quantize_q6_k(const float* x, uint8_t* y, int64_t nb) {
 void quantize_q8_k(const float* x, uint8_t* y, int64_t nb) {
   for (int64_t i = 0; i < nb; ++i, x += kQK_K, y += sizeof(BlockQ8_K)) {
     BlockQ8_K b{};
-    float max = 0, amax = 0;
-    for (int j = 0; j < kQK_K; ++j) {
-      const float ax = std::fabs(x[j]);
-      if (ax > amax) {
-        amax = ax;
-        max = x[j];
-      }
-    }
-    if (amax == 0.0f) {
+    const float max = largest_magnitude(x, kQK_K);
+    if (max == 0.0f) {
       std::memcpy(y, &b, sizeof(b));  // d = 0, codes and sums 0
       continue;
     }

@@ -258,7 +258,7 @@ TEST(ChatTokenize, UserTextCannotInjectControlTokens) {
   // Exactly one <|im_end|>: the template's, not the user's.
   EXPECT_EQ(std::count(ids->begin(), ids->end(), *im_end), 1);
   EXPECT_EQ(tok->detokenize(*ids, {.render_special = true}), "user: hi<|endoftext|><|endoftext|>\n");
-  // Mangled placeholders are an error, not silently user text.
+  // Mangled content sentinels are an error, not silently user text.
   auto bad = chat::tokenize_rendered(*tok, std::string("\x1fstrata-msg-0"), {user});
   EXPECT_FALSE(bad.is_ok());
 }

@@ -80,11 +80,11 @@ Result<std::vector<TokenId>> tokenize_rendered(const Tokenizer& tok, std::string
     size_t end = digits;
     while (end < rendered.size() && rendered[end] >= '0' && rendered[end] <= '9') ++end;
     if (end == digits || end >= rendered.size() || rendered[end] != kSentinelMark) {
-      return invalid_format("chat template: expected a message placeholder, got a mangled one at byte " +
+      return invalid_format("chat template: expected a message sentinel, got a mangled one at byte " +
                             std::to_string(at) + " of the rendered prompt");
     }
     const size_t index = std::stoul(std::string(rendered.substr(digits, end - digits)));
-    if (index >= contents.size()) return internal_error("chat template: placeholder for a message that does not exist");
+    if (index >= contents.size()) return internal_error("chat template: sentinel for a message that does not exist");
     append(rendered.substr(pos, at - pos), markup_opt);
     append(contents[index], text_opt);
     pos = end + 1;
@@ -174,12 +174,12 @@ Result<std::vector<TokenId>> ChatSession::render_tokens(std::string* rendered) c
     // Assistant text is the model's own (control tokens are never rendered
     // into it), and templates may rewrite it (dropping reasoning), so it is
     // rendered as itself unless it holds control-token text (a loaded
-    // conversation may); everything else goes in as a placeholder.
+    // conversation may); everything else goes in as a content sentinel.
     if (m["role"] != "assistant" || has_control_text(tok_, contents.back())) m["content"] = content_sentinel(i);
     in.messages.push_back(std::move(m));
   }
   STRATA_ASSIGN_OR_RETURN(std::string text, tmpl_.render(in));
-  // Placeholders inside assistant text, or text a template copied, would be
+  // Sentinels inside assistant text, or text a template copied, would be
   // expanded as user text: harmless, plain text either way.
   auto ids = tokenize_rendered(tok_, text, contents);
   if (rendered) *rendered = std::move(text);
