@@ -12,7 +12,8 @@ APT_PACKAGES=(
   build-essential cmake ninja-build pkg-config git
   libhwloc-dev liburing-dev libdnnl-dev
   libcli11-dev nlohmann-json3-dev libcpp-httplib-dev
-  libgtest-dev libgmock-dev libbenchmark-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libyaml-cpp-dev
+  chromium fonts-dejavu-core
   clang libclang-rt-14-dev
   python3 python3-venv python3-pip
 )
@@ -31,6 +32,6 @@ fi
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
-if ! .venv/bin/python -c "import gguf, numpy, pytest, jinja2" 2>/dev/null; then
+if ! .venv/bin/python -c "import gguf, numpy, pytest, jinja2, openai, jsonschema" 2>/dev/null; then
   .venv/bin/pip install -q --disable-pip-version-check -r scripts/requirements-test.txt
 fi
