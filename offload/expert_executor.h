@@ -4,9 +4,13 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
+#include <span>
 #include <string>
 
+#include "offload/topology.h"
 #include "runtime/base/dtype.h"
 #include "runtime/base/status.h"
 
@@ -59,10 +63,43 @@ class ExpertExecutor {
   // e = ids[r,k]; out is n_rows x n_embd floats, overwritten. The result of a
   // row does not depend on which other rows share the call.
   virtual Status run(const ExpertLayer& layer, const ExpertRouting& routing, float* out) = 0;
+
+  // Called once when a model is loaded, after check_layer passed for every
+  // layer: lets an executor move the experts' bytes where it will compute on
+  // them (NUMA nodes, GPU). Later run() calls pass the same layers. Default:
+  // compute on the bytes where they are.
+  virtual Status place_layers(std::span<const ExpertLayer> layers) { return Status::ok(); }
 };
 
-// Runs experts on the calling thread with the scalar reference kernels,
-// grouping rows by expert so each chosen expert's weights are read once per call.
+class CpuPool;
+
+// Which CPU kernels compute products.
+enum class CpuKernels : uint8_t {
+  kFast,       // qgemm (cpu_kernels/qgemm.h: 8-bit activations for quantized weights)
+               // for the types it supports, matmul_ref for the others
+  kReference,  // matmul_ref everywhere: f32 activations, the scalar oracle's numerics
+};
+
+struct CpuExecutorOptions {
+  std::shared_ptr<CpuPool> pool;  // null: everything on the calling thread
+  CpuKernels kernels = CpuKernels::kFast;
+  // The machine the pool's threads run on. With more than one NUMA node (and
+  // pool threads on more than one), place_layers copies each expert into
+  // memory bound to the node numa_partition assigns it, and run() computes an
+  // expert only on that node's threads. One node: the bytes stay where they are.
+  std::optional<Topology> topology;
+  bool numa = true;  // false: never copy, any thread computes any expert
+  // Copy progress (bytes done of total), called from pool threads one at a time.
+  std::function<void(uint64_t done, uint64_t total)> progress;
+};
+
+// Runs experts on the pool's threads (or the caller's), rows grouped by
+// expert so each chosen expert's weights are read once per call, work split
+// over experts and their output rows so uneven loads keep all threads busy.
+// Results do not depend on the number of threads or the partition of work.
+// One run() at a time per executor (it reuses its buffers across calls).
+std::unique_ptr<ExpertExecutor> make_cpu_expert_executor(CpuExecutorOptions options);
+// The calling thread only, reference kernels.
 std::unique_ptr<ExpertExecutor> make_cpu_expert_executor();
 
 }  // namespace strata

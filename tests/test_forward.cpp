@@ -107,10 +107,15 @@ std::string make_tiny(const Case& c) {
   return o.out_path;
 }
 
-std::unique_ptr<Model> load_model(const std::string& path) {
+// kReference: every product through matmul_ref (f32 activations), whose
+// numerics the tight comparisons with the reference forward below assume;
+// kFast: the default qgemm path (8-bit activations for quantized weights).
+std::unique_ptr<Model> load_model(const std::string& path, CpuKernels kernels = CpuKernels::kReference) {
   auto f = gguf::GgufModel::open(path);
   EXPECT_TRUE(f.is_ok()) << f.status().to_string();
-  auto m = Model::load(std::move(f.value()));
+  ModelOptions o;
+  o.kernels = kernels;
+  auto m = Model::load(std::move(f.value()), o);
   EXPECT_TRUE(m.is_ok()) << m.status().to_string();
   return m.is_ok() ? std::move(m.value()) : nullptr;
 }
@@ -177,17 +182,25 @@ class ForwardTest : public ::testing::TestWithParam<Case> {
   }
 
   // Logits of every position of `toks` in one prefill of a fresh cache.
-  std::vector<float> prefill_all(const std::vector<int32_t>& toks) {
-    KvCache cache = model_->make_cache(1, 64);
+  std::vector<float> prefill_all(const std::vector<int32_t>& toks) { return prefill_all(*model_, toks); }
+  static std::vector<float> prefill_all(Model& m, const std::vector<int32_t>& toks) {
+    KvCache cache = m.make_cache(1, 64);
     Batch b;
     b.add_sequence(toks, 0, 0, true);
-    auto r = model_->forward(b, cache);
+    auto r = m.forward(b, cache);
     EXPECT_TRUE(r.is_ok()) << r.status().to_string();
     return r.is_ok() ? r->data : std::vector<float>{};
   }
+  void incremental_decode_matches_prefill(Model& m);
+  void batched_sequences_match_each_alone(Model& m);
+  // The model in each kernel mode: the reference one of SetUp, then the fast one.
+  std::vector<std::pair<const char*, Model*>> both_modes() {
+    if (!fast_) fast_ = load_model(path_, CpuKernels::kFast);
+    return {{"reference", model_.get()}, {"fast", fast_.get()}};
+  }
 
   std::string path_;
-  std::unique_ptr<Model> model_;
+  std::unique_ptr<Model> model_, fast_;
   int32_t n_vocab_ = 0;
 };
 
@@ -221,21 +234,76 @@ TEST_P(ForwardTest, PrefillMatchesReference) {
               d.max_abs, d.scale);
 }
 
+// The default fast path (qgemm) against the reference forward. f32 weights
+// keep f32 activations (summation order only). Quantized weights see 8-bit
+// activations: per block (32 values for q8_0, 256 for q4_k) a scale of
+// max|x| / 127, so rounding adds noise of max|x| / (127 sqrt 12) ~ 0.2-0.7 %
+// of the rms of an input row for every product, more for the heavy-tailed
+// FFN intermediates. Over the tiny models' layers this stays within about
+// 1 % (q8_0) and 2 % (q4_k) of the largest logit; the bounds leave room for
+// seeds, and the argmax must agree wherever the reference's top-2 gap exceeds
+// twice the bound.
+double fast_tolerance(DType t) {
+  switch (t) {
+    case DType::kF32: return 2e-4;
+    case DType::kQ8_0: return 3e-2;
+    default: return 5e-2;
+  }
+}
+
+TEST_P(ForwardTest, FastPathIsNearReference) {
+  const std::vector<int32_t> toks = tokens_for(uint32_t(n_vocab_), 9, 1);
+  auto fast = load_model(path_, CpuKernels::kFast);
+  ASSERT_NE(fast, nullptr);
+  const std::vector<float> got = prefill_all(*fast, toks);
+  auto file = gguf::GgufModel::open(path_);
+  ASSERT_TRUE(file.is_ok());
+  auto ref = ref::RefModel::load(file.value());
+  ASSERT_TRUE(ref.is_ok()) << ref.status().to_string();
+  const std::vector<float> want = ref->forward(toks);
+  ASSERT_EQ(want.size(), got.size());
+
+  const Diff d = diff(got.data(), want.data(), got.size());
+  const double tol = fast_tolerance(GetParam().type) * std::max(1.0, d.scale);
+  EXPECT_LE(d.max_abs, tol) << "max |logit| " << d.scale;
+  int checked = 0, agree = 0;
+  for (size_t t = 0; t < toks.size(); ++t) {
+    const float* r = got.data() + t * static_cast<size_t>(n_vocab_);
+    const float* w = want.data() + t * static_cast<size_t>(n_vocab_);
+    agree += argmax_of(r, n_vocab_) == argmax_of(w, n_vocab_);
+    if (top2_gap(w, n_vocab_) <= 2 * tol) continue;
+    ++checked;
+    EXPECT_EQ(argmax_of(r, n_vocab_), argmax_of(w, n_vocab_)) << "position " << t;
+  }
+  // Near-ties may flip, but not most positions.
+  EXPECT_GE(agree, int(toks.size()) - 2);
+  std::printf("[ measured ] %s fast vs reference: max |err| %.3g (%.2g of max |logit| %.3g), argmax %d/%zu, %d checked\n",
+              case_name(GetParam()).c_str(), d.max_abs, d.max_abs / std::max(1.0, d.scale), d.scale, agree, toks.size(),
+              checked);
+}
+
 TEST_P(ForwardTest, IncrementalDecodeMatchesPrefill) {
+  for (auto [mode, model] : both_modes()) {
+    SCOPED_TRACE(mode);
+    incremental_decode_matches_prefill(*model);
+  }
+}
+
+void ForwardTest::incremental_decode_matches_prefill(Model& m) {
   const std::vector<int32_t> toks = tokens_for(uint32_t(n_vocab_), 9, 2);
-  const std::vector<float> full = prefill_all(toks);
+  const std::vector<float> full = prefill_all(m, toks);
   ASSERT_FALSE(full.empty());
 
-  KvCache cache = model_->make_cache(1, 64);
+  KvCache cache = m.make_cache(1, 64);
   Batch b;
   b.add_sequence({toks.begin(), toks.begin() + 4}, 0, 0, true);
-  auto r = model_->forward(b, cache);
+  auto r = m.forward(b, cache);
   ASSERT_TRUE(r.is_ok()) << r.status().to_string();
   std::vector<float> inc = r->data;
   for (size_t t = 4; t < toks.size(); ++t) {
     b.clear();
     b.add(toks[t], 0, int32_t(t), true);
-    auto s = model_->forward(b, cache);
+    auto s = m.forward(b, cache);
     ASSERT_TRUE(s.is_ok()) << s.status().to_string();
     inc.insert(inc.end(), s->data.begin(), s->data.end());
   }
@@ -246,6 +314,13 @@ TEST_P(ForwardTest, IncrementalDecodeMatchesPrefill) {
 }
 
 TEST_P(ForwardTest, BatchedSequencesMatchEachAlone) {
+  for (auto [mode, model] : both_modes()) {
+    SCOPED_TRACE(mode);
+    batched_sequences_match_each_alone(*model);
+  }
+}
+
+void ForwardTest::batched_sequences_match_each_alone(Model& m) {
   const std::vector<std::vector<int32_t>> prompts = {tokens_for(uint32_t(n_vocab_), 5, 3),
                                                      tokens_for(uint32_t(n_vocab_), 7, 4),
                                                      tokens_for(uint32_t(n_vocab_), 3, 5)};
@@ -254,10 +329,10 @@ TEST_P(ForwardTest, BatchedSequencesMatchEachAlone) {
   std::vector<std::vector<float>> alone(prompts.size());
   std::vector<std::vector<int32_t>> generated(prompts.size());
   for (size_t s = 0; s < prompts.size(); ++s) {
-    KvCache cache = model_->make_cache(1, 64);
+    KvCache cache = m.make_cache(1, 64);
     Batch b;
     b.add_sequence(prompts[s], 0, 0);
-    auto r = model_->forward(b, cache);
+    auto r = m.forward(b, cache);
     ASSERT_TRUE(r.is_ok()) << r.status().to_string();
     alone[s] = r->data;
     for (int step = 0; step < n_steps; ++step) {
@@ -265,20 +340,20 @@ TEST_P(ForwardTest, BatchedSequencesMatchEachAlone) {
       generated[s].push_back(next);
       b.clear();
       b.add(next, 0, int32_t(prompts[s].size()) + step, true);
-      r = model_->forward(b, cache);
+      r = m.forward(b, cache);
       ASSERT_TRUE(r.is_ok()) << r.status().to_string();
       alone[s].insert(alone[s].end(), r->data.begin(), r->data.end());
     }
   }
   // All together: prompts interleaved in one batch, then one batch per step.
-  KvCache cache = model_->make_cache(3, 64);
+  KvCache cache = m.make_cache(3, 64);
   Batch b;
   for (size_t i = 0; i < 7; ++i) {
     for (size_t s = 0; s < prompts.size(); ++s) {
       if (i < prompts[s].size()) b.add(prompts[s][i], int32_t(s), int32_t(i), i + 1 == prompts[s].size());
     }
   }
-  auto r = model_->forward(b, cache);
+  auto r = m.forward(b, cache);
   ASSERT_TRUE(r.is_ok()) << r.status().to_string();
   std::vector<std::vector<float>> together(prompts.size());
   for (int64_t row = 0; row < r->n_rows(); ++row) {
@@ -288,7 +363,7 @@ TEST_P(ForwardTest, BatchedSequencesMatchEachAlone) {
   for (int step = 0; step < n_steps; ++step) {
     b.clear();
     for (size_t s = 0; s < prompts.size(); ++s) b.add(generated[s][static_cast<size_t>(step)], int32_t(s), int32_t(prompts[s].size()) + step, true);
-    r = model_->forward(b, cache);
+    r = m.forward(b, cache);
     ASSERT_TRUE(r.is_ok()) << r.status().to_string();
     for (size_t s = 0; s < prompts.size(); ++s) together[s].insert(together[s].end(), r->row(int64_t(s)), r->row(int64_t(s)) + n_vocab_);
   }
@@ -347,6 +422,62 @@ Status load_status(const std::string& path) {
   if (!f.is_ok()) return f.status();
   auto m = Model::load(std::move(f.value()));
   return m.is_ok() ? Status::ok() : m.status();
+}
+
+// --- threads and NUMA placement
+
+// A model on a two-node machine (synthetic topology: threads unpinned, node
+// memory plain) copies its routed experts to the nodes at load and computes
+// each on its node's threads; logits equal the one-thread model's bit for bit.
+TEST(ForwardThreads, NumaPlacementAndThreadCountChangeNoLogit) {
+  const std::string path = make_tiny({"tiny-qwen3moe", DType::kQ4_K});
+  const std::vector<int32_t> toks = tokens_for(500, 7, 9);
+  auto logits = [&](ModelOptions o) {
+    auto f = gguf::GgufModel::open(path);
+    EXPECT_TRUE(f.is_ok());
+    uint64_t copied = 0, total = 0;
+    o.placement_progress = [&](uint64_t d, uint64_t t) { copied = d, total = t; };
+    auto m = Model::load(std::move(f.value()), o);
+    EXPECT_TRUE(m.is_ok()) << m.status().to_string();
+    if (!m.is_ok()) return std::pair(std::vector<float>{}, uint64_t(0));
+    EXPECT_EQ(copied, total);
+    KvCache cache = (*m)->make_cache(1, 16);
+    Batch b;
+    b.add_sequence(toks, 0, 0, true);
+    auto r = (*m)->forward(b, cache);
+    EXPECT_TRUE(r.is_ok()) << r.status().to_string();
+    return std::pair(r.is_ok() ? r->data : std::vector<float>{}, copied);
+  };
+  auto two_nodes = Topology::synthetic("pack:2 numa:1 core:2 pu:1");
+  ASSERT_TRUE(two_nodes.is_ok()) << two_nodes.status().to_string();
+  for (CpuKernels k : {CpuKernels::kReference, CpuKernels::kFast}) {
+    ModelOptions one;
+    one.kernels = k;
+    one.n_threads = 1;
+    ModelOptions numa;
+    numa.kernels = k;
+    numa.topology = *two_nodes;  // four threads, two per node
+    const auto [want, none] = logits(one);
+    const auto [got, copied] = logits(numa);
+    EXPECT_EQ(none, 0u);   // one thread on one node: nothing copied
+    EXPECT_GT(copied, 0u);  // every routed expert copied to its node
+    ASSERT_EQ(got.size(), want.size());
+    EXPECT_EQ(std::memcmp(got.data(), want.data(), want.size() * sizeof(float)), 0)
+        << (k == CpuKernels::kFast ? "fast" : "reference");
+  }
+}
+
+TEST(ForwardThreads, TooManyThreadsIsAnError) {
+  auto f = gguf::GgufModel::open(make_tiny({"tiny-llama", DType::kF32}));
+  ASSERT_TRUE(f.is_ok());
+  auto topo = Topology::synthetic("pack:1 numa:1 core:2 pu:1");
+  ASSERT_TRUE(topo.is_ok());
+  ModelOptions o;
+  o.topology = *topo;
+  o.n_threads = 3;
+  auto m = Model::load(std::move(f.value()), o);
+  ASSERT_FALSE(m.is_ok());
+  EXPECT_EQ(m.status().message(), "thread pool: expected at most 2 threads (one per physical core), got 3");
 }
 
 TEST(ForwardErrors, MissingTensorIsNamedAtLoad) {

@@ -1,9 +1,10 @@
 // `strata bench`: llama-bench-style prompt (pp) and generation (tg)
 // throughput, with the bytes one decode step reads, the achieved GB/s of
 // generation, and that as a share of a DRAM read-bandwidth probe run in the
-// same process.
+// same process; --profile adds where the time of a token went.
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <string>
 
@@ -12,6 +13,7 @@
 #include "runtime/eval/bench.h"
 #include "runtime/tokenizer/tokenizer.h"
 #include "tools/commands.h"
+#include "tools/compute_options.h"
 #include "tools/format.h"
 
 namespace strata::tools {
@@ -26,6 +28,8 @@ struct BenchArgs {
   uint64_t probe_mib = 0;
   int probe_runs = 7;
   bool json_out = false;
+  bool profile = false;
+  ComputeArgs compute;
 };
 
 std::string fmt(const char* f, double a, double b = 0) {
@@ -34,11 +38,69 @@ std::string fmt(const char* f, double a, double b = 0) {
   return buf;
 }
 
+// Milliseconds per token of each category, and the pool's synchronization.
+struct ProfileRow {
+  const char* name;
+  double ms_per_token;
+};
+std::vector<ProfileRow> profile_rows(const BenchResult& r) {
+  const ForwardProfile& p = r.profile;
+  const double k = p.n_tokens > 0 ? 1e3 / double(p.n_tokens) : 0;
+  return {{"routed experts", p.experts_s * k}, {"attention", p.attention_s * k}, {"dense & shared FFN", p.ffn_s * k},
+          {"output head", p.output_s * k},     {"other", p.other_s() * k},       {"total", p.total_s * k}};
+}
+
+json profile_json(const BenchResult& r, const Model& m) {
+  const ForwardProfile& p = r.profile;
+  json j;
+  for (const ProfileRow& row : profile_rows(r)) j["ms_per_token"][row.name] = row.ms_per_token;
+  const double n_layer = double(m.hparams().n_layer);
+  const double fw = double(std::max<int64_t>(1, p.n_forward));
+  j["forward_calls"] = p.n_forward;
+  j["tokens"] = p.n_tokens;
+  j["pool_ops_per_forward"] = double(p.pool_ops) / fw;
+  j["join_wait_us_per_layer"] = double(p.pool_join_wait_ns) / 1e3 / fw / n_layer;
+  return j;
+}
+
+void print_profile(const std::vector<BenchResult>& results, const Model& m) {
+  std::printf("\nprofile, ms per token (share of the forward time):\n\n| test |");
+  for (const ProfileRow& row : profile_rows(results.front())) std::printf(" %s |", row.name);
+  std::printf("\n| --- |");
+  for (size_t i = 0; i < profile_rows(results.front()).size(); ++i) std::printf(" ---: |");
+  std::printf("\n");
+  for (const auto& r : results) {
+    const auto rows = profile_rows(r);
+    const double total = rows.back().ms_per_token;
+    std::printf("| %s |", r.name().c_str());
+    for (const ProfileRow& row : rows) {
+      if (&row == &rows.back()) {
+        std::printf(" %.3f |", row.ms_per_token);
+      } else {
+        std::printf(" %.3f (%.0f%%) |", row.ms_per_token, total > 0 ? 100 * row.ms_per_token / total : 0.0);
+      }
+    }
+    std::printf("\n");
+  }
+  // Synchronization: fork/joins per forward pass, and the caller's wait at
+  // the joins beyond its own share, per layer.
+  std::printf("\n");
+  for (const auto& r : results) {
+    const ForwardProfile& p = r.profile;
+    const double fw = double(std::max<int64_t>(1, p.n_forward));
+    std::printf("%s: %.1f pool fork/joins per forward pass (%.1f per layer), join wait %.1f us per layer\n",
+                r.name().c_str(), double(p.pool_ops) / fw, double(p.pool_ops) / fw / double(m.hparams().n_layer),
+                double(p.pool_join_wait_ns) / 1e3 / fw / double(m.hparams().n_layer));
+  }
+}
+
 void run(const BenchArgs& a) {
   if (a.n_prompt == 0 && a.n_gen == 0) return fail(invalid_argument("bench: expected -p or -n above 0, got both 0"));
   auto file = gguf::GgufModel::open(a.model);
   if (!file.is_ok()) return fail(file.status());
-  auto loaded = Model::load(std::move(file.value()));
+  auto mo = model_options(a.compute);
+  if (!mo.is_ok()) return fail(mo.status());
+  auto loaded = Model::load(std::move(file.value()), *mo);
   if (!loaded.is_ok()) return fail(loaded.status());
   Model& m = **loaded;
   const gguf::GgufModel& f = m.file();
@@ -52,6 +114,7 @@ void run(const BenchArgs& a) {
   o.n_rep = a.n_rep;
   o.n_batch = a.n_batch;
   o.seed = a.seed;
+  o.profile = a.profile;
   if (f.find("tokenizer.ggml.tokens")) {
     auto tok = Tokenizer::from_gguf(f);
     if (!tok.is_ok()) return fail(tok.status());
@@ -93,6 +156,10 @@ void run(const BenchArgs& a) {
                   {"n_params", n_params},
                   {"active_bytes_per_token", roles.active_bytes_per_token}};
     j["backend"] = "CPU";
+    j["compute"] = {{"threads", m.pool().n_threads()},
+                    {"pinned", m.pool().pinned()},
+                    {"numa_nodes", m.pool().n_nodes()},
+                    {"summary", compute_summary(m)}};
     j["probe"] = {{"buffer_bytes", probe->buffer_bytes},
                   {"llc_bytes", probe->llc_bytes},
                   {"threads", probe->n_threads},
@@ -117,6 +184,7 @@ void run(const BenchArgs& a) {
         t["gbps"] = nullptr;
         t["pct_of_probe"] = nullptr;
       }
+      if (a.profile) t["profile"] = profile_json(r, m);
       j["tests"].push_back(std::move(t));
     }
     std::printf("%s\n", j.dump(1).c_str());
@@ -136,6 +204,8 @@ void run(const BenchArgs& a) {
   std::printf("\nDRAM read probe: %.2f GB/s (median of %zu passes over %s, %d threads, %s loads)\n",
               probe->median_gbps, probe->gbps.size(), human_bytes(probe->buffer_bytes).c_str(), probe->n_threads,
               probe->kernel);
+  std::printf("compute: %s\n", compute_summary(m).c_str());
+  if (a.profile) print_profile(results, m);
 }
 
 }  // namespace
@@ -157,6 +227,10 @@ void register_bench(CLI::App& app) {
       ->check(CLI::Range(uint64_t(1), uint64_t(1) << 24));
   cmd->add_option("--probe-runs", a->probe_runs, "Timed passes of the probe (default 7)")->check(CLI::Range(1, 1000));
   cmd->add_flag("--json", a->json_out, "Machine-readable output");
+  cmd->add_flag("--profile", a->profile,
+                "Time per token by category (routed experts, attention, dense & shared FFN, output head, other) "
+                "and the thread pool's synchronization");
+  add_compute_options(cmd, a->compute);
   cmd->callback([a] { run(*a); });
 }
 

@@ -17,6 +17,7 @@
 #include "runtime/models/model.h"
 #include "runtime/tokenizer/tokenizer.h"
 #include "tools/commands.h"
+#include "tools/compute_options.h"
 #include "tools/format.h"
 #include "tools/line_editor.h"
 #include "tools/load_progress.h"
@@ -37,6 +38,7 @@ struct ChatArgs {
   std::optional<uint64_t> seed;
   std::vector<std::string> stop;
   std::vector<std::string> logit_bias;  // "ID=BIAS"
+  ComputeArgs compute;
 };
 
 // "ID=BIAS" (BIAS a number, or -inf to ban the token).
@@ -308,7 +310,9 @@ void run_chat(const ChatArgs& a) {
   auto tmpl = chat::model_chat_template(file.value(), "");
   if (!tmpl.is_ok()) return fail(tmpl.status());
   progress.stage("checking " + std::to_string(file->tensors().size()) + " tensors");
-  auto model = Model::load(std::move(file.value()));
+  auto mo = model_options(a.compute);
+  if (!mo.is_ok()) return fail(mo.status());
+  auto model = Model::load(std::move(file.value()), *mo);
   if (!model.is_ok()) return fail(model.status());
   Model& m = **model;
   progress.stage("loading the tokenizer");
@@ -384,6 +388,7 @@ void register_chat(CLI::App& app) {
   cmd->add_option("--stop", a->stop, "Stop string (repeatable)");
   cmd->add_option("--logit-bias", a->logit_bias, "ID=BIAS added to a token's logit, -inf bans it (repeatable)");
   cmd->add_option("--seed", a->seed, "Sampling seed (default: random)");
+  add_compute_options(cmd, a->compute);
   cmd->callback([a] { run_chat(*a); });
 }
 

@@ -13,6 +13,7 @@
 #include "runtime/eval/perplexity.h"
 #include "runtime/tokenizer/tokenizer.h"
 #include "tools/commands.h"
+#include "tools/compute_options.h"
 
 namespace strata::tools {
 namespace {
@@ -23,6 +24,7 @@ struct PerplexityArgs {
   int32_t n_chunks = -1;
   int32_t n_batch = 512;
   bool kl_divergence = false;
+  ComputeArgs compute;
 };
 
 Result<std::string> read_file(const std::string& path) {
@@ -160,7 +162,9 @@ Status run_kl_divergence(Model& model, const std::optional<Tokenizer>& tok, cons
 void run(const PerplexityArgs& a) {
   auto file = gguf::GgufModel::open(a.model);
   if (!file.is_ok()) return fail(file.status());
-  auto model = Model::load(std::move(file.value()));
+  auto mo = model_options(a.compute);
+  if (!mo.is_ok()) return fail(mo.status());
+  auto model = Model::load(std::move(file.value()), *mo);
   if (!model.is_ok()) return fail(model.status());
   std::optional<Tokenizer> tok;
   if ((*model)->file().find("tokenizer.ggml.tokens")) {
@@ -190,6 +194,7 @@ void register_perplexity(CLI::App& app) {
                   "Log-probability file: written while scoring -f, or read with --kl-divergence");
   cmd->add_flag("--kl-divergence", a->kl_divergence,
                 "Compare with the base file's log-probabilities (its tokens are evaluated; -f is not needed)");
+  add_compute_options(cmd, a->compute);
   cmd->callback([a] { run(*a); });
 }
 

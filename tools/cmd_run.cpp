@@ -13,6 +13,7 @@
 #include "runtime/models/generate.h"
 #include "runtime/tokenizer/tokenizer.h"
 #include "tools/commands.h"
+#include "tools/compute_options.h"
 #include "tools/format.h"
 
 namespace strata::tools {
@@ -25,6 +26,7 @@ struct RunArgs {
   std::optional<uint64_t> seed;
   bool ignore_eos = false;
   std::string dump_logits;  // file for every prompt position's logits; empty: none
+  ComputeArgs compute;
 };
 
 Result<std::vector<int32_t>> parse_ids(const std::string& s) {
@@ -67,7 +69,9 @@ void run(const RunArgs& a) {
   const auto t_load = std::chrono::steady_clock::now();
   auto file = gguf::GgufModel::open(a.model);
   if (!file.is_ok()) return fail(file.status());
-  auto model = Model::load(std::move(file.value()));
+  auto mo = model_options(a.compute);
+  if (!mo.is_ok()) return fail(mo.status());
+  auto model = Model::load(std::move(file.value()), *mo);
   if (!model.is_ok()) return fail(model.status());
   Model& m = **model;
   const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_load).count();
@@ -148,6 +152,7 @@ void register_run(CLI::App& app) {
   cmd->add_flag("--ignore-eos", a->ignore_eos, "Do not stop at end-of-generation tokens");
   cmd->add_option("--dump-logits", a->dump_logits,
                   "Write the logits of every prompt position to FILE (raw little-endian f32, n_prompt x n_vocab)");
+  add_compute_options(cmd, a->compute);
   cmd->callback([a] { run(*a); });
 }
 

@@ -1,7 +1,13 @@
-// Exit-code plumbing and formatting shared by the subcommands.
-#include <cstdio>
+// Exit-code plumbing, formatting and the compute options shared by the subcommands.
+#include <unistd.h>
 
+#include <cstdio>
+#include <cstdlib>
+
+#include "cpu_kernels/cpu_isa.h"
+#include "cpu_kernels/qgemm.h"
 #include "tools/commands.h"
+#include "tools/compute_options.h"
 #include "tools/format.h"
 
 namespace strata::tools {
@@ -30,6 +36,64 @@ std::string human_bytes(uint64_t n) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.2f %s", v, units[u]);
   return buf;
+}
+
+}  // namespace strata::tools
+
+// --- --threads / --cpu-isa (tools/compute_options.h)
+
+namespace strata::tools {
+
+void add_compute_options(CLI::App* cmd, ComputeArgs& a) {
+  cmd->add_option("-t,--threads", a.n_threads, "Compute threads, pinned one per physical core (default: all cores)")
+      ->check(CLI::Range(1, 4096));
+  cmd->add_option("--cpu-isa", a.cpu_isa,
+                  "CPU kernel path: auto, scalar, avx2, avx512, amx, or ref (scalar matmul_ref with f32 activations); "
+                  "default: $STRATA_CPU_ISA, else auto");
+}
+
+Result<ModelOptions> model_options(const ComputeArgs& a) {
+  ModelOptions o;
+  o.n_threads = a.n_threads;
+  std::string isa = a.cpu_isa;
+  std::string from = "--cpu-isa";
+  if (isa.empty()) {
+    const char* env = std::getenv("STRATA_CPU_ISA");
+    if (env && *env) {
+      isa = env;
+      from = "STRATA_CPU_ISA";
+    }
+  }
+  if (isa == "ref") {
+    o.kernels = CpuKernels::kReference;
+  } else if (!isa.empty()) {
+    Status s = set_cpu_isa(isa);
+    if (!s.is_ok()) {
+      return Status(s.code(), from + ": " + s.message() + " (expected auto, scalar, avx2, avx512, amx or ref)");
+    }
+  }
+  if (isatty(fileno(stderr))) {
+    o.placement_progress = [](uint64_t done, uint64_t total) {
+      std::fprintf(stderr, "\rstrata: copying experts to their NUMA nodes: %3d%% (%s of %s)%s",
+                   total ? int(100 * done / total) : 100, human_bytes(done).c_str(), human_bytes(total).c_str(),
+                   done == total ? "\n" : "");
+    };
+  } else {
+    o.placement_progress = [](uint64_t done, uint64_t total) {
+      if (done == total) std::fprintf(stderr, "strata: copied %s of experts to their NUMA nodes\n", human_bytes(total).c_str());
+    };
+  }
+  return o;
+}
+
+std::string compute_summary(const Model& m) {
+  const CpuPool& p = m.pool();
+  std::string s = std::to_string(p.n_threads()) + (p.n_threads() == 1 ? " thread" : " threads") +
+                  (p.pinned() ? " (pinned)" : "");
+  if (p.n_nodes() > 1) s += " on " + std::to_string(p.n_nodes()) + " NUMA nodes";
+  if (m.kernels() == CpuKernels::kReference) return s + ", matmul_ref (reference)";
+  const CpuIsa isa = active_cpu_isa();
+  return s + ", qgemm " + std::string(cpu_isa_name(isa)) + " (" + std::string(qgemm_variant_name(isa)) + ")";
 }
 
 }  // namespace strata::tools

@@ -23,6 +23,16 @@ Status check_options(int32_t n, const BenchOptions& o, const Model& model) {
   return Status::ok();
 }
 
+// Profiles the model's forward passes while in scope.
+class ProfileScope {
+ public:
+  ProfileScope(Model& m, ForwardProfile* p) : m_(m) { m_.set_profile(p); }
+  ~ProfileScope() { m_.set_profile(nullptr); }
+
+ private:
+  Model& m_;
+};
+
 }  // namespace
 
 std::string BenchResult::name() const { return (kind == BenchKind::kPrompt ? "pp" : "tg") + std::to_string(n_tokens); }
@@ -72,6 +82,7 @@ Result<BenchResult> bench_prompt(Model& model, int32_t n_prompt, const BenchOpti
   r.n_tokens = n_prompt;
   KvCache cache = model.make_cache(1, uint32_t(n_prompt));
   Batch batch;
+  ProfileScope scope(model, o.profile ? &r.profile : nullptr);
   for (int32_t rep = 0; rep < o.n_rep; ++rep) {
     std::vector<int32_t> tokens(static_cast<size_t>(n_prompt));
     for (auto& t : tokens) t = pick(rng);
@@ -101,6 +112,7 @@ Result<BenchResult> bench_generation(Model& model, int32_t n_gen, const BenchOpt
   r.n_tokens = n_gen;
   KvCache cache = model.make_cache(1, uint32_t(n_gen));
   Batch batch;
+  ProfileScope scope(model, o.profile ? &r.profile : nullptr);
   for (int32_t rep = 0; rep < o.n_rep; ++rep) {
     cache.clear_all();
     int32_t tok = o.bos >= 0 ? o.bos : pick(rng);

@@ -19,6 +19,7 @@ struct BenchOptions {
   int32_t n_rep = 5;
   int32_t bos = -1;       // first prompt token when >= 0
   uint64_t seed = 1234;   // random token ids
+  bool profile = false;   // time the forward passes by category (BenchResult::profile)
 };
 
 enum class BenchKind { kPrompt, kGeneration };
@@ -27,6 +28,7 @@ struct BenchResult {
   BenchKind kind = BenchKind::kPrompt;
   int32_t n_tokens = 0;
   std::vector<double> seconds;  // one per repetition
+  ForwardProfile profile;       // summed over repetitions when BenchOptions::profile
   std::string name() const;     // "pp512", "tg128"
   std::vector<double> tok_per_s() const;
   double mean_tok_per_s() const;

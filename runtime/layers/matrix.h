@@ -1,11 +1,12 @@
 // A weight matrix as the layers see it: a typed view into the model file
-// (ggml ne = {n_in, n_out[, n_mat]}), never a copy.
+// (ggml ne = {n_in, n_out[, n_mat]}), never a copy, and the context its
+// products run in (threads and kernels; none: scalar reference on the caller).
 #pragma once
 
 #include <cstdint>
 
-#include "cpu_kernels/matmul_ref.h"
 #include "runtime/base/dtype.h"
+#include "runtime/layers/compute_context.h"
 
 namespace strata {
 
@@ -16,17 +17,17 @@ struct Matrix {
   int64_t n_out = 0;   // rows per matrix (ne[1])
   int64_t n_mat = 1;   // stacked matrices (ne[2]), e.g. MLA's per-head attn_k_b
   uint64_t row_bytes = 0;
+  ComputeContext* ctx = nullptr;  // null: matmul_ref on the calling thread
 
   bool empty() const { return data == nullptr; }
 
   // y[r] = W x[r] for n_rows contiguous rows (x: n_in floats each, y: n_out floats each).
-  void mul(const float* x, int64_t n_rows, float* y) const {
-    matmul_ref(type, data, n_in, n_out, x, n_in, n_rows, y, n_out);
-  }
+  void mul(const float* x, int64_t n_rows, float* y) const { mul_strided(x, n_in, n_rows, y, n_out); }
   // The same with row strides, for rows that sit inside wider rows (per-head slices).
-  void mul_strided(const float* x, int64_t x_stride, int64_t n_rows, float* y, int64_t y_stride) const {
-    matmul_ref(type, data, n_in, n_out, x, x_stride, n_rows, y, y_stride);
-  }
+  // With a context: activations prepared once (rows split over the threads
+  // for a prompt batch), then the output rows split over the threads; the
+  // result of a row never depends on the thread count or on the other rows.
+  void mul_strided(const float* x, int64_t x_stride, int64_t n_rows, float* y, int64_t y_stride) const;
   // Matrix i of a stack of n_mat.
   Matrix slice(int64_t i) const {
     Matrix m = *this;

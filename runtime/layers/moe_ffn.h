@@ -47,9 +47,16 @@ struct MoeWeights {
 void moe_route(const MoeConfig& c, const float* logits, const float* bias, int32_t* ids, float* weights,
                float* scratch);
 
+// Where a MoE layer's time went (seconds, added to), for profiles.
+struct MoeTiming {
+  double experts_s = 0;  // the executor's run (routed experts)
+  double shared_s = 0;   // shared expert(s)
+};
+
 // out[r] = routed experts' weighted sum + shared expert, for n_rows rows of E
-// floats. out is overwritten and must not overlap x.
+// floats. out is overwritten and must not overlap x. timing: null, or where
+// to add the time of the routed and shared experts.
 Status moe_ffn(const MoeWeights& w, const MoeConfig& c, const float* x, int64_t n_rows, ExpertExecutor& executor,
-               float* out);
+               float* out, MoeTiming* timing = nullptr);
 
 }  // namespace strata

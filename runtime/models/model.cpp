@@ -2,6 +2,7 @@
 // -> norm -> dense or MoE FFN -> residual, then the final norm and the output
 // head for the tokens that asked for logits. All layers are shared; what an
 // architecture changes arrives through ArchConfig and the bound weights.
+#include <chrono>
 #include <cmath>
 #include <unordered_map>
 
@@ -19,6 +20,27 @@ int64_t first_non_finite(const float* x, int64_t n) {
   }
   return -1;
 }
+
+using Clock = std::chrono::steady_clock;
+
+// Adds the seconds since the last mark to *slot and moves the mark; does
+// nothing without a profile (no clock reads on the plain path).
+class Stopwatch {
+ public:
+  explicit Stopwatch(bool on) : on_(on) {
+    if (on_) t_ = Clock::now();
+  }
+  void lap(double* slot) {
+    if (!on_) return;
+    const auto now = Clock::now();
+    *slot += std::chrono::duration<double>(now - t_).count();
+    t_ = now;
+  }
+
+ private:
+  bool on_;
+  Clock::time_point t_;
+};
 
 }  // namespace
 
@@ -56,6 +78,13 @@ Status Model::check_batch(const Batch& batch, const KvCache& cache) const {
 
 Result<Logits> Model::forward(const Batch& batch, KvCache& cache) {
   STRATA_RETURN_IF_ERROR(check_batch(batch, cache));
+  ForwardProfile* prof = profile_;
+  const CpuPoolStats pool0 = prof ? ctx_->pool->stats() : CpuPoolStats{};
+  const auto start = prof ? Clock::now() : Clock::time_point{};
+  double ignored = 0;
+  Stopwatch sw(prof != nullptr);
+  double* other = prof ? &ignored : nullptr;
+  MoeTiming moe_time;
   const int64_t T = batch.size(), E = hp_.n_embd;
   TokenPlaces places{T, batch.seqs().data(), batch.positions().data()};
   std::unordered_map<int32_t, int32_t> new_len;
@@ -73,18 +102,24 @@ Result<Logits> Model::forward(const Batch& batch, KvCache& cache) {
   for (uint32_t il = 0; il < hp_.n_layer; ++il) {
     const Layer& L = layers_[il];
     rmsnorm_rows(x.data(), T, E, E, L.attn_norm, hp_.rms_eps, h.data());
+    sw.lap(other);
     if (const auto* w = std::get_if<GqaWeights>(&L.attn)) {
       attention_gqa(*w, cfg_.gqa, il, h.data(), places, cache, y.data());
     } else {
       attention_mla(std::get<MlaWeights>(L.attn), cfg_.mla, il, h.data(), places, cache, y.data());
     }
+    sw.lap(prof ? &prof->attention_s : nullptr);
     for (int64_t i = 0; i < T * E; ++i) x[size_t(i)] += y[size_t(i)];
 
     rmsnorm_rows(x.data(), T, E, E, L.ffn_norm, hp_.rms_eps, h.data());
+    sw.lap(other);
     if (const auto* w = std::get_if<DenseFfnWeights>(&L.ffn)) {
       dense_ffn(*w, h.data(), T, y.data());
+      sw.lap(prof ? &prof->ffn_s : nullptr);
     } else {
-      STRATA_RETURN_IF_ERROR(moe_ffn(std::get<MoeWeights>(L.ffn), cfg_.moe, h.data(), T, *experts_, y.data()));
+      STRATA_RETURN_IF_ERROR(moe_ffn(std::get<MoeWeights>(L.ffn), cfg_.moe, h.data(), T, *experts_, y.data(),
+                                     prof ? &moe_time : nullptr));
+      sw.lap(other);  // router, routing and the rest; the experts' share is taken out below
     }
     for (int64_t i = 0; i < T * E; ++i) x[size_t(i)] += y[size_t(i)];
     if (first_bad_layer < 0 && first_non_finite(x.data(), T * E) >= 0) first_bad_layer = int(il);
@@ -100,10 +135,24 @@ Result<Logits> Model::forward(const Batch& batch, KvCache& cache) {
     xo.insert(xo.end(), x.begin() + t * E, x.begin() + (t + 1) * E);
   }
   const int64_t n_out = out.n_rows();
+  if (n_out > 0) {
+    sw.lap(other);
+    rmsnorm_rows(xo.data(), n_out, E, E, output_norm_, hp_.rms_eps, xo.data());
+    out.data.resize(size_t(n_out) * hp_.n_vocab);
+    output_.mul(xo.data(), n_out, out.data.data());
+    sw.lap(prof ? &prof->output_s : nullptr);
+  }
+  if (prof) {
+    prof->experts_s += moe_time.experts_s;
+    prof->ffn_s += moe_time.shared_s;
+    prof->total_s += std::chrono::duration<double>(Clock::now() - start).count();
+    ++prof->n_forward;
+    prof->n_tokens += T;
+    const CpuPoolStats pool1 = ctx_->pool->stats();
+    prof->pool_ops += pool1.n_ops - pool0.n_ops;
+    prof->pool_join_wait_ns += pool1.join_wait_ns - pool0.join_wait_ns;
+  }
   if (n_out == 0) return out;
-  rmsnorm_rows(xo.data(), n_out, E, E, output_norm_, hp_.rms_eps, xo.data());
-  out.data.resize(size_t(n_out) * hp_.n_vocab);
-  output_.mul(xo.data(), n_out, out.data.data());
   for (int64_t r = 0; r < n_out; ++r) {
     const int64_t j = first_non_finite(out.row(r), out.n_vocab);
     if (j < 0) continue;

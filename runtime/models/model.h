@@ -6,11 +6,15 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <variant>
 #include <vector>
 
+#include "offload/cpu_pool.h"
 #include "offload/expert_executor.h"
+#include "offload/topology.h"
 #include "runtime/base/status.h"
 #include "runtime/gguf/gguf_reader.h"
 #include "runtime/kv/kv_cache.h"
@@ -24,8 +28,33 @@
 namespace strata {
 
 struct ModelOptions {
-  // Who runs routed experts; null: the CPU executor on the calling thread.
+  // Who runs routed experts; null: the CPU executor on the model's pool.
   std::shared_ptr<ExpertExecutor> experts;
+  // The thread pool every product runs on; null: the model makes one on
+  // `topology` with n_threads threads (0: one per physical core).
+  std::shared_ptr<CpuPool> pool;
+  int n_threads = 0;
+  // The machine; unset: this one (hwloc). With a given pool and no topology,
+  // experts are not placed on NUMA nodes.
+  std::optional<Topology> topology;
+  // kReference: matmul_ref for every product (f32 activations), the scalar
+  // oracle's numerics; kFast: qgemm where the type has a kernel.
+  CpuKernels kernels = CpuKernels::kFast;
+  // Copy routed experts into memory bound to their NUMA node (machines with
+  // more than one node), reporting progress (bytes done of total).
+  bool numa = true;
+  std::function<void(uint64_t done, uint64_t total)> placement_progress;
+};
+
+// Where forward passes spent their time, added up while a profile is set
+// (Model::set_profile). Attention includes its projections; other is the
+// rest (embedding, norms, router and routing, residuals).
+struct ForwardProfile {
+  int64_t n_forward = 0, n_tokens = 0;
+  double total_s = 0, attention_s = 0, experts_s = 0, ffn_s = 0 /* dense and shared FFN */, output_s = 0;
+  uint64_t pool_ops = 0;           // fork/joins of the pool
+  uint64_t pool_join_wait_ns = 0;  // caller's wait at those joins beyond its own share
+  double other_s() const { return total_s - attention_s - experts_s - ffn_s - output_s; }
 };
 
 // Tokens to run. Each token belongs to a sequence (a KV-cache slot) and sits
@@ -81,7 +110,14 @@ class Model {
   // exist in the cache and positions continue them. Non-finite logits are an
   // error naming the token and the first layer whose output went non-finite;
   // the cache then already holds the batch.
+  // One forward at a time per model (products share the model's scratch).
   Result<Logits> forward(const Batch& batch, KvCache& cache);
+
+  // Adds the time of every later forward to *profile (null: stop).
+  void set_profile(ForwardProfile* profile) { profile_ = profile; }
+  // The pool products run on (never null after load) and the kernels they use.
+  const CpuPool& pool() const { return *ctx_->pool; }
+  CpuKernels kernels() const { return ctx_->kernels; }
 
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;
@@ -101,6 +137,8 @@ class Model {
   HParams hp_;
   ArchConfig cfg_;
   std::shared_ptr<ExpertExecutor> experts_;
+  std::unique_ptr<ComputeContext> ctx_;  // what every Matrix of the model points at
+  ForwardProfile* profile_ = nullptr;
   const gguf::TensorInfo* tok_embd_ = nullptr;
   Matrix output_;  // output.weight, or token_embd.weight when tied
   std::vector<float> output_norm_;

@@ -58,7 +58,7 @@ Status check_tensors(const gguf::GgufModel& f, const HParams& hp) {
 // Views of already-validated tensors.
 class Binder {
  public:
-  explicit Binder(const gguf::GgufModel& f) : f_(f) {}
+  Binder(const gguf::GgufModel& f, ComputeContext* ctx) : f_(f), ctx_(ctx) {}
 
   const gguf::TensorInfo& info(const std::string& name) const {
     const gguf::TensorInfo* t = f_.find_tensor(name);
@@ -76,6 +76,7 @@ class Binder {
     m.n_out = int64_t(t.ne[1]);
     m.n_mat = int64_t(t.ne[2]);
     m.row_bytes = dtype_row_bytes(t.dtype, t.ne[0]).value_or(0);
+    m.ctx = ctx_;
     return m;
   }
 
@@ -107,6 +108,7 @@ class Binder {
 
  private:
   const gguf::GgufModel& f_;
+  ComputeContext* ctx_;
 };
 
 }  // namespace
@@ -122,13 +124,41 @@ Result<std::unique_ptr<Model>> Model::load(gguf::GgufModel file, const ModelOpti
   m->file_ = std::move(file);
   STRATA_ASSIGN_OR_RETURN(m->hp_, read_hparams(m->file_));
   STRATA_RETURN_IF_ERROR(check_tensors(m->file_, m->hp_));
-  m->experts_ = options.experts ? options.experts : std::shared_ptr<ExpertExecutor>(make_cpu_expert_executor());
+  m->ctx_ = std::make_unique<ComputeContext>();
+  m->ctx_->kernels = options.kernels;
+  std::optional<Topology> topo = options.topology;
+  if (options.pool) {
+    if (options.n_threads != 0 && options.n_threads != options.pool->n_threads()) {
+      return invalid_argument("model options: " + std::to_string(options.n_threads) +
+                              " threads asked for, but the given pool has " + std::to_string(options.pool->n_threads()));
+    }
+    m->ctx_->pool = options.pool;
+  } else {
+    if (!topo) {
+      STRATA_ASSIGN_OR_RETURN(topo, Topology::this_machine());
+    }
+    CpuPoolOptions po;
+    po.n_threads = options.n_threads;
+    STRATA_ASSIGN_OR_RETURN(std::unique_ptr<CpuPool> pool, CpuPool::create(*topo, po));
+    m->ctx_->pool = std::move(pool);
+  }
+  if (options.experts) {
+    m->experts_ = options.experts;
+  } else {
+    CpuExecutorOptions eo;
+    eo.pool = m->ctx_->pool;
+    eo.kernels = options.kernels;
+    eo.topology = topo;
+    eo.numa = options.numa && topo.has_value();
+    eo.progress = options.placement_progress;
+    m->experts_ = make_cpu_expert_executor(std::move(eo));
+  }
   STRATA_RETURN_IF_ERROR(m->bind());
   return m;
 }
 
 Status Model::bind() {
-  const Binder b(file_);
+  const Binder b(file_, ctx_.get());
   cfg_ = arch_config(hp_);
   tok_embd_ = &b.info("token_embd.weight");
   output_norm_ = b.vec("output_norm.weight");
@@ -139,6 +169,7 @@ Status Model::bind() {
   cfg_.mla.rope.freq_factors = ff;
 
   layers_.resize(hp_.n_layer);
+  std::vector<ExpertLayer> expert_layers;
   for (uint32_t il = 0; il < hp_.n_layer; ++il) {
     Layer& L = layers_[il];
     L.attn_norm = b.vec(blk(il, "attn_norm.weight"));
@@ -196,8 +227,11 @@ Status Model::bind() {
     }
     Status s = experts_->check_layer(w.experts);
     if (!s.is_ok()) return Status(s.code(), file_.first().path + ": " + s.message());
+    expert_layers.push_back(w.experts);
     L.ffn = std::move(w);
   }
+  Status s = experts_->place_layers(expert_layers);
+  if (!s.is_ok()) return Status(s.code(), file_.first().path + ": " + s.message());
   return Status::ok();
 }
 

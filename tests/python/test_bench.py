@@ -79,3 +79,67 @@ def test_errors_are_one_line(model, tmp_path):
         assert p.returncode == 1, p.stderr
         lines = p.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("strata: error:") and want in lines[0], p.stderr
+
+
+PROFILE_COLUMNS = ["routed experts", "attention", "dense & shared FFN", "output head", "other", "total"]
+
+
+def test_profile_table(model):
+    p = run("bench", "-m", model, "-p", 16, "-n", 4, "-r", 2, "--profile", "--threads", 1,
+            "--probe-mib", 16, "--probe-runs", 1)
+    lines = p.stdout.splitlines()
+    assert "compute: 1 thread" in p.stdout
+    head = lines.index("| test | " + " | ".join(PROFILE_COLUMNS) + " |")
+    rows = [[c.strip() for c in l.strip("|").split("|")] for l in lines[head + 2:head + 4]]
+    assert [r[0] for r in rows] == ["pp16", "tg4"]
+    for r in rows:
+        parts = [re.fullmatch(r"([\d.]+) \((\d+)%\)", c) for c in r[1:6]]
+        assert all(parts), r
+        ms = [float(m.group(1)) for m in parts]
+        total = float(r[6])
+        assert total > 0 and ms[0] > 0 and ms[1] > 0  # a MoE model spends time in experts and attention
+        # The categories partition the forward time (printed to 3 decimals).
+        assert sum(ms) == pytest.approx(total, abs=0.01)
+    for name in ("pp16", "tg4"):
+        assert re.search(name + r": [\d.]+ pool fork/joins per forward pass \([\d.]+ per layer\), "
+                         r"join wait [\d.]+ us per layer", p.stdout), p.stdout
+
+
+def test_profile_json(model):
+    p = run("bench", "-m", model, "-p", 8, "-n", 2, "-r", 1, "--profile", "--json", "--probe-mib", 16,
+            "--probe-runs", 1)
+    j = json.loads(p.stdout)
+    assert j["compute"]["threads"] >= 1 and j["compute"]["summary"]
+    for t in j["tests"]:
+        prof = t["profile"]
+        ms = prof["ms_per_token"]
+        assert set(ms) == set(PROFILE_COLUMNS)
+        assert sum(v for k, v in ms.items() if k != "total") == pytest.approx(ms["total"], rel=1e-6)
+        assert prof["tokens"] == (8 if t["test"] == "pp8" else 2)
+        assert prof["pool_ops_per_forward"] >= 0 and prof["join_wait_us_per_layer"] >= 0
+
+
+def test_kernel_paths(model):
+    for isa, want in [("ref", "matmul_ref (reference)"), ("scalar", "qgemm scalar")]:
+        p = run("bench", "-m", model, "-p", 0, "-n", 2, "-r", 1, "--cpu-isa", isa, "--probe-mib", 16,
+                "--probe-runs", 1)
+        assert re.search(r"compute: \d+ threads? .*" + re.escape(want), p.stdout), p.stdout
+    # The environment variable picks the path when --cpu-isa is not given.
+    env = dict(os.environ, STRATA_CPU_ISA="ref")
+    p = subprocess.run([STRATA, "bench", "-m", str(model), "-p", "0", "-n", "2", "-r", "1", "--probe-mib", "16",
+                        "--probe-runs", "1"], capture_output=True, text=True, timeout=300, env=env)
+    assert p.returncode == 0 and "matmul_ref (reference)" in p.stdout, p.stderr
+
+
+def test_compute_option_errors(model):
+    cases = [(["--cpu-isa", "sse9"], "--cpu-isa: "), (["--threads", 4096], "threads (one per physical core), got 4096")]
+    for args, want in cases:
+        p = run("bench", "-m", model, "-p", 0, "-n", 1, "-r", 1, *args, "--probe-mib", 16, "--probe-runs", 1,
+                check=False)
+        assert p.returncode == 1, p.stderr
+        lines = p.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("strata: error:") and want in lines[0], p.stderr
+    env = dict(os.environ, STRATA_CPU_ISA="sse9")
+    p = subprocess.run([STRATA, "run", "-m", str(model), "--tokens", "1 2", "-n", "1"], capture_output=True,
+                       text=True, timeout=300, env=env)
+    assert p.returncode == 1 and "STRATA_CPU_ISA: " in p.stderr and "expected auto, scalar" in p.stderr, p.stderr

@@ -1,0 +1,460 @@
+// qgemm throughput (Google Benchmark; --benchmark_format=json works).
+//
+//   decode/<type>/<path>/<n_in>x<n_out>/rows:R/threads:T
+//     expert-shaped products with R = 1..8 activation rows, cycling over
+//     enough distinct weight copies (>= STRATA_BENCH_WEIGHT_GIB, default 1
+//     GiB) that every iteration reads its weights from DRAM. Counters: GB/s
+//     of weight bytes and pct_probe, the share of the all-threads DRAM read
+//     probe measured at start-up in this process.
+//   peak/<type>/<path>/rows:R
+//     the same kernel on one cache-resident matrix (one thread): the compute
+//     bound, in the same GB/s-of-weights units, so the roofline of a decode
+//     shape is min(read probe, peak).
+//   prefill/<type>/<path>/<n_in>x<n_out>/rows:512/threads:T
+//     GOP/s (2 ops per multiply-add) and pct_peak, the share of a register-only
+//     throughput probe for the instruction the path's kernel is built on
+//     (vpdpbusd/vpdpwssd, vpmaddubsw+vpmaddwd, FMA, vdpbf16ps) times T.
+// Activations are prepared once outside the timed loop (that cost is
+// n_rows * n_in, small beside the weights). Thread teams split the output
+// range evenly; the real pool belongs to offload/.
+#include <benchmark/benchmark.h>
+#include <immintrin.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cpu_kernels/cpu_isa.h"
+#include "cpu_kernels/qgemm.h"
+#include "runtime/base/half.h"
+#include "runtime/base/rng.h"
+#include "runtime/eval/bandwidth_probe.h"
+
+namespace strata {
+namespace {
+
+double g_probe_gbps = 0;       // all threads
+double g_probe_gbps_1t = 0;    // one thread
+
+int hw_threads() { return static_cast<int>(std::max(1u, std::thread::hardware_concurrency())); }
+
+// ---- a small spinning team: the caller is member 0; workers sleep between
+// benchmarks (the team lives for one benchmark run).
+class Team {
+ public:
+  explicit Team(int n) : n_(n) {
+    for (int t = 1; t < n; ++t) workers_.emplace_back([this, t] { loop(t); });
+  }
+  ~Team() {
+    stop_ = true;
+    gen_.fetch_add(1);
+    gen_.notify_all();
+    for (auto& w : workers_) w.join();
+  }
+  int size() const { return n_; }
+  void run(const std::function<void(int)>& job) {
+    job_ = &job;
+    done_.store(0);
+    gen_.fetch_add(1, std::memory_order_release);
+    gen_.notify_all();
+    job(0);
+    while (done_.load(std::memory_order_acquire) != n_ - 1) _mm_pause();
+  }
+
+ private:
+  void loop(int t) {
+    uint64_t seen = 0;
+    for (;;) {
+      int spins = 0;
+      while (gen_.load(std::memory_order_acquire) == seen) {
+        if (++spins < 200000) {
+          _mm_pause();
+        } else {
+          gen_.wait(seen);
+        }
+      }
+      seen = gen_.load();
+      if (stop_) return;
+      (*job_)(t);
+      done_.fetch_add(1, std::memory_order_acq_rel);
+    }
+  }
+  int n_;
+  std::vector<std::thread> workers_;
+  std::atomic<uint64_t> gen_{0};
+  std::atomic<int> done_{0};
+  std::atomic<bool> stop_{false};
+  const std::function<void(int)>* job_ = nullptr;
+};
+
+// ---- weights: random blocks with sane f16 scales (speed does not depend on
+// values), n_copies distinct copies of one matrix.
+struct Weights {
+  DType type{};
+  int64_t n_in = 0, n_out = 0;
+  size_t matrix_bytes = 0;
+  int64_t n_copies = 0;
+  std::unique_ptr<uint8_t[], decltype(&std::free)> data{nullptr, &std::free};
+  const uint8_t* copy(int64_t i) const { return data.get() + static_cast<size_t>(i % n_copies) * matrix_bytes; }
+};
+
+void fill_weights(Weights& w) {
+  Xoshiro256 rng(42);
+  const size_t total = w.matrix_bytes * static_cast<size_t>(w.n_copies);
+  uint8_t* p = w.data.get();
+  if (w.type == DType::kF32 || w.type == DType::kF16 || w.type == DType::kBF16) {
+    const size_t n = total / dtype_traits(w.type).block_bytes;
+    for (size_t i = 0; i < n; ++i) {
+      const float v = static_cast<float>(rng.uniform() - 0.5);
+      if (w.type == DType::kF32) {
+        std::memcpy(p + 4 * i, &v, 4);
+      } else {
+        const uint16_t h = w.type == DType::kF16 ? f32_to_f16(v) : f32_to_bf16(v);
+        std::memcpy(p + 2 * i, &h, 2);
+      }
+    }
+    return;
+  }
+  rng.fill(p, total);
+  const auto& tr = dtype_traits(w.type);
+  const size_t d_off = w.type == DType::kQ6_K ? 208 : 0;
+  const uint16_t d = f32_to_f16(0.01f), dmin = f32_to_f16(0.002f);
+  for (size_t b = 0; b < total / tr.block_bytes; ++b) {
+    std::memcpy(p + b * tr.block_bytes + d_off, &d, 2);
+    if (w.type == DType::kQ4_K || w.type == DType::kQ5_K) std::memcpy(p + b * tr.block_bytes + 2, &dmin, 2);
+  }
+}
+
+// The current weights, kept while consecutive benchmarks share type and shape.
+Weights& weights_for(DType t, int64_t n_in, int64_t n_out, double gib) {
+  static Weights w;
+  const size_t mb = *dtype_row_bytes(t, static_cast<uint64_t>(n_in)) * static_cast<size_t>(n_out);
+  const int64_t copies = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(gib * (1ull << 30) / mb)));
+  if (w.data && w.type == t && w.n_in == n_in && w.n_out == n_out && w.n_copies == copies) return w;
+  w.data.reset();
+  w.type = t, w.n_in = n_in, w.n_out = n_out, w.matrix_bytes = mb, w.n_copies = copies;
+  w.data.reset(static_cast<uint8_t*>(std::aligned_alloc(64, (mb * copies + 63) / 64 * 64)));
+  if (!w.data) {
+    std::fprintf(stderr, "bench_cpu_kernels: cannot allocate %.2f GiB of weights\n", mb * copies / double(1ull << 30));
+    std::exit(1);
+  }
+  fill_weights(w);
+  return w;
+}
+
+double weight_gib() {
+  const char* e = std::getenv("STRATA_BENCH_WEIGHT_GIB");
+  return e ? std::max(0.001, std::atof(e)) : 1.0;
+}
+
+ActPack make_acts(DType t, int64_t n_in, int64_t n_rows) {
+  Xoshiro256 rng(7);
+  std::vector<float> x(static_cast<size_t>(n_in * n_rows));
+  for (auto& v : x) v = static_cast<float>(rng.uniform() * 2 - 1);
+  ActPack p;
+  act_pack_prepare(p, t, n_in, n_rows);
+  act_pack_rows(p, x.data(), n_in, 0, n_rows);
+  return p;
+}
+
+// Output rows [begin, end) of member t of n, in multiples of 16.
+std::pair<int64_t, int64_t> slice(int64_t n_out, int t, int n) {
+  const int64_t per = (n_out / n + 15) / 16 * 16;
+  return {std::min(n_out, per * t), t == n - 1 ? n_out : std::min(n_out, per * (t + 1))};
+}
+
+void product(CpuIsa isa, const Weights& w, int64_t copy, const ActPack& x, float* y, Team* team) {
+  auto job = [&](int t) {
+    const auto [b, e] = slice(w.n_out, t, team ? team->size() : 1);
+    qgemm_rows_isa(isa, w.type, w.copy(copy), w.n_in, b, e, x, y, w.n_out);
+  };
+  if (team) {
+    const std::function<void(int)> f = job;
+    team->run(f);
+  } else {
+    job(0);
+  }
+}
+
+void bm_decode(benchmark::State& st, DType t, CpuIsa isa, int64_t n_in, int64_t n_out, int64_t rows, int threads) {
+  Weights& w = weights_for(t, n_in, n_out, weight_gib());
+  const ActPack x = make_acts(t, n_in, rows);
+  std::vector<float> y(static_cast<size_t>(rows * n_out));
+  std::unique_ptr<Team> team = threads > 1 ? std::make_unique<Team>(threads) : nullptr;
+  int64_t i = 0;
+  for (auto _ : st) {
+    product(isa, w, i++, x, y.data(), team.get());
+    benchmark::DoNotOptimize(y.data());
+  }
+  const double gb = static_cast<double>(w.matrix_bytes) / 1e9;
+  st.counters["GB/s"] = benchmark::Counter(gb, benchmark::Counter::kIsIterationInvariantRate);
+  st.counters["pct_probe"] = benchmark::Counter(gb * 100.0 / g_probe_gbps, benchmark::Counter::kIsIterationInvariantRate);
+  st.counters["copies"] = static_cast<double>(w.n_copies);
+  st.SetLabel(std::string(qgemm_variant_name(isa)));
+}
+
+void bm_peak(benchmark::State& st, DType t, CpuIsa isa, int64_t rows) {
+  // One matrix of ~256 KiB (n_in 2048): stays in L2 across iterations.
+  const int64_t n_in = 2048;
+  const size_t rb = *dtype_row_bytes(t, n_in);
+  const int64_t n_out = std::max<int64_t>(16, static_cast<int64_t>((256u << 10) / rb));
+  Weights& w = weights_for(t, n_in, n_out, 0.0);
+  const ActPack x = make_acts(t, n_in, rows);
+  std::vector<float> y(static_cast<size_t>(rows * n_out));
+  for (auto _ : st) {
+    product(isa, w, 0, x, y.data(), nullptr);
+    benchmark::DoNotOptimize(y.data());
+  }
+  st.counters["GB/s"] = benchmark::Counter(static_cast<double>(w.matrix_bytes) / 1e9, benchmark::Counter::kIsIterationInvariantRate);
+  st.SetLabel(std::string(qgemm_variant_name(isa)));
+}
+
+// ---- register-only throughput probes (multiply-adds per second, one thread).
+
+template <class F>
+double time_loop(F f, int64_t iters) {
+  const auto t0 = std::chrono::steady_clock::now();
+  f(iters);
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// 12 independent chains so throughput, not latency, is measured.
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) void loop_vnni(int64_t n, __m512i* out) {
+  __m512i a[12];
+  const __m512i u = _mm512_set1_epi8(3), s = _mm512_set1_epi8(-2);
+  for (auto& v : a) v = _mm512_setzero_si512();
+  for (int64_t i = 0; i < n; ++i) {
+    for (auto& v : a) {
+      v = _mm512_dpbusd_epi32(v, u, s);
+      __asm__ volatile("" : "+v"(v));
+    }
+  }
+  for (int k = 1; k < 12; ++k) a[0] = _mm512_add_epi32(a[0], a[k]);
+  *out = a[0];
+}
+__attribute__((target("avx512f,avx512bw"))) void loop_avx512_int8(int64_t n, __m512i* out) {
+  __m512i a[12];
+  const __m512i u = _mm512_set1_epi8(3), s = _mm512_set1_epi8(-2), one = _mm512_set1_epi16(1);
+  for (auto& v : a) v = _mm512_setzero_si512();
+  for (int64_t i = 0; i < n; ++i) {
+    for (auto& v : a) {
+      v = _mm512_add_epi32(v, _mm512_madd_epi16(_mm512_maddubs_epi16(u, s), one));
+      __asm__ volatile("" : "+v"(v));
+    }
+  }
+  for (int k = 1; k < 12; ++k) a[0] = _mm512_add_epi32(a[0], a[k]);
+  *out = a[0];
+}
+__attribute__((target("avx2"))) void loop_avx2_int8(int64_t n, __m256i* out) {
+  __m256i a[12];
+  const __m256i u = _mm256_set1_epi8(3), s = _mm256_set1_epi8(-2), one = _mm256_set1_epi16(1);
+  for (auto& v : a) v = _mm256_setzero_si256();
+  for (int64_t i = 0; i < n; ++i) {
+    for (auto& v : a) {
+      v = _mm256_add_epi32(v, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), one));
+      __asm__ volatile("" : "+x"(v));
+    }
+  }
+  for (int k = 1; k < 12; ++k) a[0] = _mm256_add_epi32(a[0], a[k]);
+  *out = a[0];
+}
+__attribute__((target("avx512f"))) void loop_fma512(int64_t n, __m512* out) {
+  __m512 a[12];
+  const __m512 m = _mm512_set1_ps(0.999f), c = _mm512_set1_ps(0.001f);
+  for (auto& v : a) v = _mm512_setzero_ps();
+  for (int64_t i = 0; i < n; ++i) {
+    for (auto& v : a) {
+      v = _mm512_fmadd_ps(v, m, c);
+      __asm__ volatile("" : "+v"(v));
+    }
+  }
+  for (int k = 1; k < 12; ++k) a[0] = _mm512_add_ps(a[0], a[k]);
+  *out = a[0];
+}
+__attribute__((target("avx2,fma"))) void loop_fma256(int64_t n, __m256* out) {
+  __m256 a[12];
+  const __m256 m = _mm256_set1_ps(0.999f), c = _mm256_set1_ps(0.001f);
+  for (auto& v : a) v = _mm256_setzero_ps();
+  for (int64_t i = 0; i < n; ++i) {
+    for (auto& v : a) {
+      v = _mm256_fmadd_ps(v, m, c);
+      __asm__ volatile("" : "+x"(v));
+    }
+  }
+  for (int k = 1; k < 12; ++k) a[0] = _mm256_add_ps(a[0], a[k]);
+  *out = a[0];
+}
+__attribute__((target("avx512f,avx512bf16"))) void loop_bf16(int64_t n, __m512* out) {
+  __m512 a[12];
+  const __m512bh u = (__m512bh)_mm512_set1_epi16(0x3f80);
+  for (auto& v : a) v = _mm512_setzero_ps();
+  for (int64_t i = 0; i < n; ++i) {
+    for (auto& v : a) {
+      v = _mm512_dpbf16_ps(v, u, u);
+      __asm__ volatile("" : "+v"(v));
+    }
+  }
+  for (int k = 1; k < 12; ++k) a[0] = _mm512_add_ps(a[0], a[k]);
+  *out = a[0];
+}
+
+// Peak multiply-adds per second of one thread for the instruction the
+// path's kernel for `t` is built on (0 for the scalar path: not probed).
+double peak_macs(CpuIsa isa, DType t) {
+  static double cache[4][3] = {};
+  const CpuFeatures f = detect_cpu_features();
+  const bool is_int = act_format(t) == ActFormat::kQ8K || act_format(t) == ActFormat::kQ8_32;
+  const bool is_bf16 = act_format(t) == ActFormat::kBF16 && f.avx512_bf16 && isa != CpuIsa::kAvx2;
+  const int kind = is_int ? 0 : is_bf16 ? 1 : 2;
+  double& c = cache[static_cast<int>(isa)][kind];
+  if (c > 0 || isa == CpuIsa::kScalar) return c;
+  const int64_t n = 20'000'000;
+  double macs_per_iter = 0, sec = 0;
+  alignas(64) unsigned char sink[64];
+  const bool wide = isa == CpuIsa::kAvx512 || isa == CpuIsa::kAmx;
+  if (kind == 0) {
+    if (wide && f.avx512_vnni) {
+      sec = time_loop([&](int64_t k) { loop_vnni(k, reinterpret_cast<__m512i*>(sink)); }, n);
+      macs_per_iter = 12 * 64;
+    } else if (wide) {
+      sec = time_loop([&](int64_t k) { loop_avx512_int8(k, reinterpret_cast<__m512i*>(sink)); }, n);
+      macs_per_iter = 12 * 64;
+    } else {
+      sec = time_loop([&](int64_t k) { loop_avx2_int8(k, reinterpret_cast<__m256i*>(sink)); }, n);
+      macs_per_iter = 12 * 32;
+    }
+  } else if (kind == 1) {
+    sec = time_loop([&](int64_t k) { loop_bf16(k, reinterpret_cast<__m512*>(sink)); }, n);
+    macs_per_iter = 12 * 32;
+  } else if (wide) {
+    sec = time_loop([&](int64_t k) { loop_fma512(k, reinterpret_cast<__m512*>(sink)); }, n);
+    macs_per_iter = 12 * 16;
+  } else {
+    sec = time_loop([&](int64_t k) { loop_fma256(k, reinterpret_cast<__m256*>(sink)); }, n);
+    macs_per_iter = 12 * 8;
+  }
+  benchmark::DoNotOptimize(sink);
+  c = macs_per_iter * n / sec;
+  return c;
+}
+
+void bm_prefill(benchmark::State& st, DType t, CpuIsa isa, int64_t n_in, int64_t n_out, int threads) {
+  constexpr int64_t kRows = 512;
+  Weights& w = weights_for(t, n_in, n_out, 0.0);
+  const ActPack x = make_acts(t, n_in, kRows);
+  std::vector<float> y(static_cast<size_t>(kRows * n_out));
+  std::unique_ptr<Team> team = threads > 1 ? std::make_unique<Team>(threads) : nullptr;
+  for (auto _ : st) {
+    product(isa, w, 0, x, y.data(), team.get());
+    benchmark::DoNotOptimize(y.data());
+  }
+  const double gop = 2.0 * n_in * n_out * kRows / 1e9;
+  st.counters["GOP/s"] = benchmark::Counter(gop, benchmark::Counter::kIsIterationInvariantRate);
+  const double peak = peak_macs(isa, t) * 2 / 1e9 * threads;
+  if (peak > 0) {
+    st.counters["pct_peak"] = benchmark::Counter(gop * 100.0 / peak, benchmark::Counter::kIsIterationInvariantRate);
+    st.counters["peak_GOP/s"] = peak;
+  }
+  st.SetLabel(std::string(qgemm_variant_name(isa)));
+}
+
+struct Shape {
+  int64_t n_in, n_out;
+};
+// Expert matrices, ggml terms n_in x n_out: DeepSeek-V3 gate/up and down,
+// Qwen3-30B-A3B gate/up and down, Qwen3-235B gate/up.
+constexpr Shape kDecodeShapes[] = {{7168, 2048}, {2048, 7168}, {2048, 768}, {768, 2048}, {4096, 1536}};
+constexpr Shape kPrefillShapes[] = {{2048, 768}, {7168, 2048}};
+const DType kTypes[] = {DType::kQ4_K, DType::kQ5_K, DType::kQ6_K, DType::kQ8_0, DType::kQ4_0,
+                        DType::kIQ4_XS, DType::kBF16, DType::kF16, DType::kF32};
+
+void register_all() {
+  std::vector<CpuIsa> paths = {CpuIsa::kScalar};
+  if (cpu_isa_missing(CpuIsa::kAvx2).empty()) paths.push_back(CpuIsa::kAvx2);
+  if (cpu_isa_missing(CpuIsa::kAvx512).empty()) paths.push_back(CpuIsa::kAvx512);
+  const int all = hw_threads();
+  for (DType t : kTypes) {
+    const std::string tn(dtype_name(t));
+    for (const Shape& s : kDecodeShapes) {
+      const std::string sn = std::to_string(s.n_in) + "x" + std::to_string(s.n_out);
+      for (CpuIsa isa : paths) {
+        for (int threads : {1, all}) {
+          for (int64_t rows : {1, 2, 4, 8}) {
+            const std::string name = "decode/" + tn + "/" + std::string(cpu_isa_name(isa)) + "/" + sn +
+                                     "/rows:" + std::to_string(rows) + "/threads:" + std::to_string(threads);
+            benchmark::RegisterBenchmark(name.c_str(), bm_decode, t, isa, s.n_in, s.n_out, rows, threads)
+                ->UseRealTime()
+                ->Unit(benchmark::kMicrosecond);
+          }
+          if (all == 1) break;
+        }
+      }
+    }
+    for (CpuIsa isa : paths) {
+      for (int64_t rows : {1, 2, 4, 8}) {
+        const std::string name = "peak/" + tn + "/" + std::string(cpu_isa_name(isa)) + "/rows:" + std::to_string(rows);
+        benchmark::RegisterBenchmark(name.c_str(), bm_peak, t, isa, rows)->UseRealTime()->Unit(benchmark::kMicrosecond);
+      }
+    }
+    for (const Shape& s : kPrefillShapes) {
+      const std::string sn = std::to_string(s.n_in) + "x" + std::to_string(s.n_out);
+      for (CpuIsa isa : paths) {
+        if (isa == CpuIsa::kScalar && s.n_in * s.n_out > 2048 * 768) continue;  // minutes per iteration
+        for (int threads : {1, all}) {
+          const std::string name = "prefill/" + tn + "/" + std::string(cpu_isa_name(isa)) + "/" + sn +
+                                   "/rows:512/threads:" + std::to_string(threads);
+          benchmark::RegisterBenchmark(name.c_str(), bm_prefill, t, isa, s.n_in, s.n_out, threads)
+              ->UseRealTime()
+              ->Unit(benchmark::kMillisecond);
+          if (all == 1) break;
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace strata
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  using namespace strata;
+  // The probes first, in this process: all threads, then one.
+  BandwidthProbeOptions po;
+  po.n_runs = 5;
+  auto all = probe_read_bandwidth(po);
+  po.n_threads = 1;
+  auto one = probe_read_bandwidth(po);
+  if (!all.is_ok() || !one.is_ok()) {
+    std::fprintf(stderr, "bench_cpu_kernels: bandwidth probe failed: %s\n",
+                 (all.is_ok() ? one.status() : all.status()).to_string().c_str());
+    return 1;
+  }
+  g_probe_gbps = all->median_gbps;
+  g_probe_gbps_1t = one->median_gbps;
+  const CpuFeatures f = detect_cpu_features();
+  benchmark::AddCustomContext("read_probe_gbps_all_threads", std::to_string(g_probe_gbps));
+  benchmark::AddCustomContext("read_probe_gbps_one_thread", std::to_string(g_probe_gbps_1t));
+  benchmark::AddCustomContext("read_probe_threads", std::to_string(all->n_threads));
+  benchmark::AddCustomContext("read_probe_buffer_bytes", std::to_string(all->buffer_bytes));
+  benchmark::AddCustomContext("cpu_isa_best", std::string(cpu_isa_name(best_cpu_isa())));
+  benchmark::AddCustomContext("qgemm_variant", std::string(qgemm_variant_name(best_cpu_isa())));
+  benchmark::AddCustomContext("cpu_features", std::string("avx2_fma=") + (f.avx2_fma ? "1" : "0") +
+                                                  " avx512=" + (f.avx512 ? "1" : "0") +
+                                                  " avx512_vnni=" + (f.avx512_vnni ? "1" : "0") +
+                                                  " avx512_bf16=" + (f.avx512_bf16 ? "1" : "0") +
+                                                  " amx_int8=" + (f.amx_int8 ? "1" : "0"));
+  register_all();
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

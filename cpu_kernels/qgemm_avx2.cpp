@@ -1,0 +1,375 @@
+// AVX2 + FMA + F16C qgemm kernels (Haswell and later, Zen): 256-bit
+// versions of the AVX-512 kernels with the same structure (see
+// qgemm_avx512_kernels.inc): one weight row against tiles of up to 4
+// activation rows, activation rows in chunks of 64, one accumulator per
+// (weight row, activation row) pair updated once per block in block order.
+// Integer products use vpmaddubsw (u8 x s8 pair sums, kept below 2^15 by
+// every type: 4- to 6-bit unsigned quants, or |w| <= 128 with x carrying
+// w's sign) then vpmaddwd against the scales.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "cpu_kernels/qgemm_internal.h"
+
+namespace strata::qgemm_detail::avx2 {
+namespace {
+
+inline float half_to_float(const uint8_t* p) { return _cvtsh_ss(load_u16(p)); }
+
+inline __m256i loadu(const void* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+
+inline __m256i dot_scaled(__m256i acc, __m256i wu8, __m256i xs8, __m256i sc16) {
+  return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(wu8, xs8), sc16));
+}
+inline __m256i dot_u8s8(__m256i u, __m256i s) {
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+}
+inline __m256i nib_lo(__m256i v) { return _mm256_and_si256(v, _mm256_set1_epi8(0x0F)); }
+inline __m256i nib_hi(__m256i v) { return _mm256_and_si256(_mm256_srli_epi16(v, 4), _mm256_set1_epi8(0x0F)); }
+
+inline float hsum(__m256 v) {
+  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
+}
+
+// int16 vector: a in lanes 0-7, b in lanes 8-15.
+inline __m256i halves16(int a, int b) {
+  return _mm256_setr_m128i(_mm_set1_epi16(static_cast<int16_t>(a)), _mm_set1_epi16(static_cast<int16_t>(b)));
+}
+
+// Bit j of every byte of qh, moved to bit 4 (the 5th quant bit of Q5_K).
+inline __m256i bit_to_16(__m256i qh, int j) {
+  const __m256i m = _mm256_set1_epi8(0x10);
+  switch (j) {
+    case 0: return _mm256_and_si256(_mm256_slli_epi16(qh, 4), m);
+    case 1: return _mm256_and_si256(_mm256_slli_epi16(qh, 3), m);
+    case 2: return _mm256_and_si256(_mm256_slli_epi16(qh, 2), m);
+    case 3: return _mm256_and_si256(_mm256_slli_epi16(qh, 1), m);
+    case 4: return _mm256_and_si256(qh, m);
+    case 5: return _mm256_and_si256(_mm256_srli_epi16(qh, 1), m);
+    case 6: return _mm256_and_si256(_mm256_srli_epi16(qh, 2), m);
+    default: return _mm256_and_si256(_mm256_srli_epi16(qh, 3), m);
+  }
+}
+
+// Q4_K / Q5_K (kHigh): weight bytes qs[32m..32m+31] hold sub-blocks 2m (low
+// nibbles) and 2m+1 (high); sub-block j's activations sit at 32 * kQ4KPairPos[j].
+template <bool kHigh>
+struct Q45K {
+  static constexpr int kBlock = kQK_K;
+  template <int NR>
+  static void tile(const uint8_t* w, const ActPack& x, int64_t r0, int64_t nb, float* out, int64_t stride) {
+    constexpr size_t kBytes = kHigh ? sizeof(BlockQ5_K) : sizeof(BlockQ4_K);
+    constexpr int kQs = kHigh ? 48 : 16;
+    __m256 acc[NR], accm[NR];
+    for (int i = 0; i < NR; ++i) acc[i] = _mm256_setzero_ps(), accm[i] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b, w += kBytes) {
+      uint64_t sc, m;
+      scale_min_k4_words(w + 4, &sc, &m);
+      // Scale j as an int16 broadcast: word j of the widened scales, picked by
+      // a byte shuffle (no store-to-load round trip).
+      const __m256i s16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<int64_t>(sc))));
+      __m256i wq[8], scv[8];
+      const __m256i qh = kHigh ? loadu(w + 16) : _mm256_setzero_si256();
+      for (int j = 0; j < 8; j += 2) {
+        const __m256i q = loadu(w + kQs + 16 * j);
+        wq[j] = nib_lo(q);
+        wq[j + 1] = nib_hi(q);
+        if (kHigh) {
+          wq[j] = _mm256_or_si256(wq[j], bit_to_16(qh, j));
+          wq[j + 1] = _mm256_or_si256(wq[j + 1], bit_to_16(qh, j + 1));
+        }
+        scv[j] = _mm256_shuffle_epi8(s16, _mm256_set1_epi16(static_cast<int16_t>(0x0100 + 0x0202 * j)));
+        scv[j + 1] = _mm256_shuffle_epi8(s16, _mm256_set1_epi16(static_cast<int16_t>(0x0100 + 0x0202 * (j + 1))));
+      }
+      const __m128i m8 = _mm_cvtsi64_si128(static_cast<int64_t>(m));
+      const __m256i mdup = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8));
+      const float d = half_to_float(w), dmin = half_to_float(w + 2);
+      for (int i = 0; i < NR; ++i) {
+        const int8_t* xq = x.q(r0 + i) + b * kQK_K;
+        __m256i s = _mm256_setzero_si256();
+        for (int j = 0; j < 8; ++j) s = dot_scaled(s, wq[j], loadu(xq + 32 * kQ4KPairPos[j]), scv[j]);
+        const float dx = x.d(r0 + i)[b];
+        acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(d * dx), acc[i]);
+        const __m256i bs = loadu(x.bsums(r0 + i) + 16 * b);
+        accm[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(bs, mdup)), _mm256_set1_ps(dmin * dx), accm[i]);
+      }
+    }
+    for (int i = 0; i < NR; ++i) out[i * stride] = hsum(acc[i]) - hsum(accm[i]);
+  }
+};
+
+// Q6_K: chunk k of each 128-element half is elements 32k..32k+31: ql bytes
+// 32*(k&1).. low (k<2) or high (k>=2) nibbles, qh bits 2k..2k+1.
+struct Q6K {
+  static constexpr int kBlock = kQK_K;
+  template <int NR>
+  static void tile(const uint8_t* w, const ActPack& x, int64_t r0, int64_t nb, float* out, int64_t stride) {
+    const __m256i m30 = _mm256_set1_epi8(0x30);
+    __m256 acc[NR], accm[NR];
+    for (int i = 0; i < NR; ++i) acc[i] = _mm256_setzero_ps(), accm[i] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b, w += sizeof(BlockQ6_K)) {
+      const __m128i sc8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 192));
+      const __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
+      __m256i wq[8], scv[8];
+      for (int h = 0; h < 2; ++h) {
+        const __m256i ql0 = loadu(w + 64 * h), ql1 = loadu(w + 64 * h + 32);
+        const __m256i qh = loadu(w + 128 + 32 * h);
+        wq[4 * h + 0] = _mm256_or_si256(nib_lo(ql0), _mm256_and_si256(_mm256_slli_epi16(qh, 4), m30));
+        wq[4 * h + 1] = _mm256_or_si256(nib_lo(ql1), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30));
+        wq[4 * h + 2] = _mm256_or_si256(nib_hi(ql0), _mm256_and_si256(qh, m30));
+        wq[4 * h + 3] = _mm256_or_si256(nib_hi(ql1), _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30));
+      }
+      alignas(16) int8_t scb[16];
+      _mm_store_si128(reinterpret_cast<__m128i*>(scb), sc8);
+      for (int c = 0; c < 8; ++c) scv[c] = halves16(scb[2 * c], scb[2 * c + 1]);
+      const float d = half_to_float(w + 208);
+      for (int i = 0; i < NR; ++i) {
+        const int8_t* xq = x.q(r0 + i) + b * kQK_K;
+        __m256i s = _mm256_setzero_si256();
+        for (int c = 0; c < 8; ++c) s = dot_scaled(s, wq[c], loadu(xq + 32 * c), scv[c]);
+        const float dx = x.d(r0 + i)[b];
+        acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(d * dx), acc[i]);
+        const __m256i bs = loadu(x.bsums(r0 + i) + 16 * b);
+        accm[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(bs, sc16)), _mm256_set1_ps(32.0f * (d * dx)),
+                                  accm[i]);
+      }
+    }
+    for (int i = 0; i < NR; ++i) out[i * stride] = hsum(acc[i]) - hsum(accm[i]);
+  }
+};
+
+// IQ4_XS: qs bytes of sub-blocks (2p, 2p+1) give their low 16 (low nibbles)
+// and high 16 (high nibbles), at 128*(p/2) + 32*(p%2) (+64) in kIQ4Halves.
+struct IQ4XS {
+  static constexpr int kBlock = kQK_K;
+  template <int NR>
+  static void tile(const uint8_t* w, const ActPack& x, int64_t r0, int64_t nb, float* out, int64_t stride) {
+    const __m256i kv = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kValuesIQ4NL)));
+    __m256 acc[NR];
+    for (int i = 0; i < NR; ++i) acc[i] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b, w += sizeof(BlockIQ4_XS)) {
+      const uint16_t sh = load_u16(w + 2);
+      __m256i wv[8], scv[4];
+      for (int p = 0; p < 4; ++p) {
+        const __m256i q = loadu(w + 8 + 32 * p);
+        wv[2 * p] = _mm256_shuffle_epi8(kv, nib_lo(q));
+        wv[2 * p + 1] = _mm256_shuffle_epi8(kv, nib_hi(q));
+        scv[p] = halves16(iq4xs_scale(sh, w + 4, 2 * p), iq4xs_scale(sh, w + 4, 2 * p + 1));
+      }
+      const float d = half_to_float(w);
+      for (int i = 0; i < NR; ++i) {
+        const int8_t* xq = x.q(r0 + i) + b * kQK_K;
+        __m256i s = _mm256_setzero_si256();
+        for (int p = 0; p < 4; ++p) {
+          const int8_t* lo = xq + 128 * (p / 2) + 32 * (p % 2);
+          s = dot_scaled(s, _mm256_abs_epi8(wv[2 * p]), _mm256_sign_epi8(loadu(lo), wv[2 * p]), scv[p]);
+          s = dot_scaled(s, _mm256_abs_epi8(wv[2 * p + 1]), _mm256_sign_epi8(loadu(lo + 64), wv[2 * p + 1]), scv[p]);
+        }
+        acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(d * x.d(r0 + i)[b]), acc[i]);
+      }
+    }
+    for (int i = 0; i < NR; ++i) out[i * stride] = hsum(acc[i]);
+  }
+};
+
+// Q8_0: one block per step; |w| times x with w's sign.
+struct Q80 {
+  static constexpr int kBlock = 32;
+  template <int NR>
+  static void tile(const uint8_t* w, const ActPack& x, int64_t r0, int64_t nb, float* out, int64_t stride) {
+    __m256 acc[NR];
+    for (int i = 0; i < NR; ++i) acc[i] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b, w += sizeof(BlockQ8_0)) {
+      const __m256i wq = loadu(w + 2);
+      const __m256i wa = _mm256_abs_epi8(wq);
+      const float dw = half_to_float(w);
+      for (int i = 0; i < NR; ++i) {
+        const __m256i p = dot_u8s8(wa, _mm256_sign_epi8(loadu(x.q(r0 + i) + 32 * b), wq));
+        acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * x.d(r0 + i)[b]), acc[i]);
+      }
+    }
+    for (int i = 0; i < NR; ++i) out[i * stride] = hsum(acc[i]);
+  }
+};
+
+// Q4_0: two blocks per step as (lo0 lo1) and (hi0 hi1), which is
+// ActOrder::kQ4_0Halves; int32 lanes 0-3 belong to the first block, 4-7 to
+// the second. A lone last block is (lo | hi), natural order.
+struct Q40 {
+  static constexpr int kBlock = 32;
+  template <int NR>
+  static void tile(const uint8_t* w, const ActPack& x, int64_t r0, int64_t nb, float* out, int64_t stride) {
+    const __m256i eight = _mm256_set1_epi8(8);
+    __m256 acc[NR];
+    for (int i = 0; i < NR; ++i) acc[i] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b += 2, w += 2 * sizeof(BlockQ4_0)) {
+      if (b + 1 < nb) {
+        const __m256i q = _mm256_setr_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 2)),
+                                            _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 20)));
+        const __m256i wl = _mm256_sub_epi8(nib_lo(q), eight), wh = _mm256_sub_epi8(nib_hi(q), eight);
+        const __m256i al = _mm256_abs_epi8(wl), ah = _mm256_abs_epi8(wh);
+        const __m256 dw = _mm256_setr_m128(_mm_set1_ps(half_to_float(w)), _mm_set1_ps(half_to_float(w + 18)));
+        for (int i = 0; i < NR; ++i) {
+          const int8_t* xq = x.q(r0 + i) + 32 * b;
+          const float* xd = x.d(r0 + i) + b;
+          const __m256i p = _mm256_add_epi32(dot_u8s8(al, _mm256_sign_epi8(loadu(xq), wl)),
+                                             dot_u8s8(ah, _mm256_sign_epi8(loadu(xq + 32), wh)));
+          const __m256 dx = _mm256_setr_m128(_mm_set1_ps(xd[0]), _mm_set1_ps(xd[1]));
+          acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(dw, dx), acc[i]);
+        }
+      } else {
+        const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 2));
+        const __m128i m = _mm_set1_epi8(0x0F);
+        const __m256i wq = _mm256_sub_epi8(_mm256_setr_m128i(_mm_and_si128(q, m), _mm_and_si128(_mm_srli_epi16(q, 4), m)),
+                                           eight);
+        const __m256i wa = _mm256_abs_epi8(wq);
+        const float dw = half_to_float(w);
+        for (int i = 0; i < NR; ++i) {
+          const __m256i p = dot_u8s8(wa, _mm256_sign_epi8(loadu(x.q(r0 + i) + 32 * b), wq));
+          acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * x.d(r0 + i)[b]), acc[i]);
+        }
+      }
+    }
+    for (int i = 0; i < NR; ++i) out[i * stride] = hsum(acc[i]);
+  }
+};
+
+template <class K>
+void gemm_quant(const GemmArgs& a) {
+  constexpr int64_t kChunk = 64;
+  const int64_t nb = a.n_in / K::kBlock;
+  for (int64_t rc = a.r_begin; rc < a.r_end; rc += kChunk) {
+    const int64_t rce = std::min(a.r_end, rc + kChunk);
+    for (int64_t o = a.o_begin; o < a.o_end; ++o) {
+      const uint8_t* wr = a.w + static_cast<size_t>(o) * a.row_bytes;
+      float* yo = a.y + (o - a.o_begin);
+      int64_t r = rc;
+      for (; r + 4 <= rce; r += 4) K::template tile<4>(wr, *a.x, r, nb, yo + (r - a.r_begin) * a.y_stride, a.y_stride);
+      float* yr = yo + (r - a.r_begin) * a.y_stride;
+      switch (rce - r) {
+        case 3: K::template tile<3>(wr, *a.x, r, nb, yr, a.y_stride); break;
+        case 2: K::template tile<2>(wr, *a.x, r, nb, yr, a.y_stride); break;
+        case 1: K::template tile<1>(wr, *a.x, r, nb, yr, a.y_stride); break;
+        default: break;
+      }
+    }
+  }
+}
+
+// ---- float weights: 8 elements per step; the last partial step reads
+// zero-padded copies (AVX2 has no masked 16-bit loads).
+
+struct LoadF32 {
+  static constexpr int kBytes = 4;
+  static __m256 w(const uint8_t* p) { return _mm256_loadu_ps(reinterpret_cast<const float*>(p)); }
+};
+struct LoadF16 {
+  static constexpr int kBytes = 2;
+  static __m256 w(const uint8_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+};
+struct LoadBF16 {
+  static constexpr int kBytes = 2;
+  static __m256 w(const uint8_t* p) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16));
+  }
+};
+
+template <class L, int MW, int NR>
+void float_tile(const uint8_t* const* wr, const ActPack& x, int64_t r0, int64_t n, float* out, int64_t stride) {
+  __m256 acc[MW][NR];
+  for (int m = 0; m < MW; ++m)
+    for (int i = 0; i < NR; ++i) acc[m][i] = _mm256_setzero_ps();
+  const bool bf16 = x.format() == ActFormat::kBF16;
+  const int xbytes = bf16 ? 2 : 4;
+  auto step = [&](const uint8_t* const* wp, const uint8_t* const* xp) {
+    __m256 xv[NR];
+    for (int i = 0; i < NR; ++i) xv[i] = bf16 ? LoadBF16::w(xp[i]) : LoadF32::w(xp[i]);
+    for (int m = 0; m < MW; ++m) {
+      const __m256 wv = L::w(wp[m]);
+      for (int i = 0; i < NR; ++i) acc[m][i] = _mm256_fmadd_ps(wv, xv[i], acc[m][i]);
+    }
+  };
+  const uint8_t* xrow[NR];
+  for (int i = 0; i < NR; ++i) {
+    xrow[i] = bf16 ? reinterpret_cast<const uint8_t*>(x.bf16(r0 + i)) : reinterpret_cast<const uint8_t*>(x.f32(r0 + i));
+  }
+  int64_t e = 0;
+  for (; e + 8 <= n; e += 8) {
+    const uint8_t* wp[MW];
+    const uint8_t* xp[NR];
+    for (int m = 0; m < MW; ++m) wp[m] = wr[m] + L::kBytes * e;
+    for (int i = 0; i < NR; ++i) xp[i] = xrow[i] + xbytes * e;
+    step(wp, xp);
+  }
+  if (e < n) {
+    alignas(32) uint8_t wt[MW][32] = {}, xt[NR][32] = {};
+    const uint8_t* wp[MW];
+    const uint8_t* xp[NR];
+    for (int m = 0; m < MW; ++m) std::memcpy(wt[m], wr[m] + L::kBytes * e, static_cast<size_t>(L::kBytes * (n - e))), wp[m] = wt[m];
+    for (int i = 0; i < NR; ++i) std::memcpy(xt[i], xrow[i] + xbytes * e, static_cast<size_t>(xbytes * (n - e))), xp[i] = xt[i];
+    step(wp, xp);
+  }
+  for (int m = 0; m < MW; ++m)
+    for (int i = 0; i < NR; ++i) out[m + i * stride] = hsum(acc[m][i]);
+}
+
+template <class L, int MW>
+void float_rows(const uint8_t* const* wr, const ActPack& x, int64_t r, int64_t rce, int64_t n, float* out,
+                int64_t stride) {
+  for (; r + 2 <= rce; r += 2, out += 2 * stride) float_tile<L, MW, 2>(wr, x, r, n, out, stride);
+  if (r < rce) float_tile<L, MW, 1>(wr, x, r, n, out, stride);
+}
+
+template <class L>
+void gemm_float(const GemmArgs& a) {
+  constexpr int64_t kChunk = 64;
+  for (int64_t rc = a.r_begin; rc < a.r_end; rc += kChunk) {
+    const int64_t rce = std::min(a.r_end, rc + kChunk);
+    float* yc = a.y + (rc - a.r_begin) * a.y_stride;
+    for (int64_t o = a.o_begin; o < a.o_end; o += 4) {
+      const int mw = static_cast<int>(std::min<int64_t>(4, a.o_end - o));
+      const uint8_t* wr[4];
+      for (int m = 0; m < 4; ++m) wr[m] = a.w + static_cast<size_t>(o + std::min(m, mw - 1)) * a.row_bytes;
+      float* out = yc + (o - a.o_begin);
+      switch (mw) {
+        case 4: float_rows<L, 4>(wr, *a.x, rc, rce, a.n_in, out, a.y_stride); break;
+        case 3: float_rows<L, 3>(wr, *a.x, rc, rce, a.n_in, out, a.y_stride); break;
+        case 2: float_rows<L, 2>(wr, *a.x, rc, rce, a.n_in, out, a.y_stride); break;
+        default: float_rows<L, 1>(wr, *a.x, rc, rce, a.n_in, out, a.y_stride); break;
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void fill_table(KernelTable& t) {
+  t.fn[static_cast<int>(DType::kQ4_K)] = gemm_quant<Q45K<false>>;
+  t.fn[static_cast<int>(DType::kQ5_K)] = gemm_quant<Q45K<true>>;
+  t.fn[static_cast<int>(DType::kQ6_K)] = gemm_quant<Q6K>;
+  t.fn[static_cast<int>(DType::kIQ4_XS)] = gemm_quant<IQ4XS>;
+  t.fn[static_cast<int>(DType::kQ8_0)] = gemm_quant<Q80>;
+  t.fn[static_cast<int>(DType::kQ4_0)] = gemm_quant<Q40>;
+  t.fn[static_cast<int>(DType::kF32)] = gemm_float<LoadF32>;
+  t.fn[static_cast<int>(DType::kF16)] = gemm_float<LoadF16>;
+  t.fn[static_cast<int>(DType::kBF16)] = gemm_float<LoadBF16>;
+}
+
+}  // namespace strata::qgemm_detail::avx2
+
+namespace strata::qgemm_detail {
+
+const KernelTable& avx2_kernels() {
+  static const KernelTable t = [] {
+    KernelTable k{"avx2", {}};
+    avx2::fill_table(k);
+    return k;
+  }();
+  return t;
+}
+
+}  // namespace strata::qgemm_detail

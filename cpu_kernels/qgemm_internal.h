@@ -1,0 +1,105 @@
+// Shared by the qgemm kernel files only (not an API): the per-path kernel
+// tables, the argument bundle every kernel takes, and small block decoders.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "cpu_kernels/qgemm.h"
+#include "runtime/base/dtype.h"
+#include "runtime/base/quant_blocks.h"
+
+namespace strata::qgemm_detail {
+
+// One product: y[(r - r_begin) * y_stride + (o - o_begin)] = W[o] . x[r] for
+// o in [o_begin, o_end), r in [r_begin, r_end). Row o of W starts at
+// w + o * row_bytes.
+struct GemmArgs {
+  const uint8_t* w;
+  size_t row_bytes;
+  int64_t n_in;
+  int64_t o_begin, o_end;
+  const ActPack* x;
+  int64_t r_begin, r_end;
+  float* y;
+  int64_t y_stride;
+};
+using GemmFn = void (*)(const GemmArgs&);
+
+// Kernels of one path, indexed by DType id; null where the path has none.
+struct KernelTable {
+  const char* name;
+  GemmFn fn[kDTypeIdLimit];
+};
+
+const KernelTable& scalar_kernels();
+const KernelTable& avx2_kernels();
+// vnni: use vpdpwssd/vpdpbusd; bf16: use vdpbf16ps for bf16 weights. Each
+// flag may only be set when the CPU has the feature.
+const KernelTable& avx512_kernels(bool vnni, bool bf16);
+
+// Separately compiled pieces of the tables (each file has its own target flags).
+namespace avx2 { void fill_table(KernelTable& t); }
+namespace avx512_plain { void fill_table(KernelTable& t); }
+namespace avx512_vnni { void fill_table(KernelTable& t); }
+GemmFn avx512_bf16_kernel();
+
+// Q4_K/Q5_K: 8 six-bit scales and mins packed in 12 bytes (see quant_blocks.h).
+inline void unpack_scale_min_k4(const uint8_t* q, uint8_t sc[8], uint8_t m[8]) {
+  for (int j = 0; j < 4; ++j) {
+    sc[j] = q[j] & 63;
+    m[j] = q[j + 4] & 63;
+  }
+  for (int j = 4; j < 8; ++j) {
+    sc[j] = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
+    m[j] = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+  }
+}
+
+// The same 8 scales and 8 mins as bytes of two words (byte j = sub-block j),
+// computed in registers: SIMD kernels move them into a vector without a
+// store-to-load round trip.
+inline void scale_min_k4_words(const uint8_t* q, uint64_t* sc, uint64_t* m) {
+  uint32_t w0, w1, w2;
+  std::memcpy(&w0, q, 4);
+  std::memcpy(&w1, q + 4, 4);
+  std::memcpy(&w2, q + 8, 4);
+  const uint32_t k6 = 0x3f3f3f3fu, k4 = 0x0f0f0f0fu, k2 = 0x03030303u;
+  const uint32_t sc_hi = (w2 & k4) | (((w0 >> 6) & k2) << 4);
+  const uint32_t m_hi = ((w2 >> 4) & k4) | (((w1 >> 6) & k2) << 4);
+  *sc = (w0 & k6) | (static_cast<uint64_t>(sc_hi) << 32);
+  *m = (w1 & k6) | (static_cast<uint64_t>(m_hi) << 32);
+}
+
+// IQ4_XS: the 8 sub-block scales, stored +32 (0..63), as bytes of a word.
+inline uint64_t iq4xs_scale_word(uint16_t scales_h, const uint8_t* scales_l) {
+  uint32_t l;
+  std::memcpy(&l, scales_l, 4);
+  uint64_t y = l;  // nibble j -> byte j
+  y = (y | (y << 16)) & 0x0000FFFF0000FFFFull;
+  y = (y | (y << 8)) & 0x00FF00FF00FF00FFull;
+  y = (y | (y << 4)) & 0x0F0F0F0F0F0F0F0Full;
+  uint64_t h = scales_h;  // 2-bit field j -> byte j
+  h = (h | (h << 24)) & 0x000000FF000000FFull;
+  h = (h | (h << 12)) & 0x000F000F000F000Full;
+  h = (h | (h << 6)) & 0x0303030303030303ull;
+  return y | (h << 4);
+}
+
+// IQ4_XS sub-block scale j (6 bits stored +32), as a signed value.
+inline int iq4xs_scale(uint16_t scales_h, const uint8_t* scales_l, int j) {
+  return (((scales_l[j / 2] >> (4 * (j % 2))) & 0xF) | (((scales_h >> (2 * j)) & 3) << 4)) - 32;
+}
+
+inline uint16_t load_u16(const uint8_t* p) {
+  uint16_t v;
+  std::memcpy(&v, p, 2);
+  return v;
+}
+
+// Position of Q4_K/Q5_K sub-block j inside an ActOrder::kQ4KPairs block (the
+// order 0 2 1 3 4 6 5 7 is its own inverse).
+inline constexpr int kQ4KPairPos[8] = {0, 2, 1, 3, 4, 6, 5, 7};
+
+}  // namespace strata::qgemm_detail

@@ -1,0 +1,214 @@
+// Portable qgemm kernels: the exact integer block math of every supported
+// weight type against ActPack activations. They are the reference the SIMD
+// paths are tested against, so they favour plainness over speed: per
+// (weight row, activation row) pair, the integer sum of each block is exact
+// and is scaled and accumulated in block order.
+#include <cstring>
+
+#include "cpu_kernels/qgemm_internal.h"
+#include "runtime/base/half.h"
+
+namespace strata::qgemm_detail {
+namespace {
+
+// Q4_K: x = d*sc*q - dmin*m per sub-block of 32, q in [0,16).
+float dot_q4_k(const uint8_t* w, const ActPack& x, int64_t r, int64_t nb) {
+  const int8_t* xq = x.q(r);
+  const float* xd = x.d(r);
+  const int16_t* xs = x.bsums(r);
+  float sumf = 0.0f, summ = 0.0f;
+  for (int64_t b = 0; b < nb; ++b, w += sizeof(BlockQ4_K), xq += kQK_K, xs += 16) {
+    BlockQ4_K blk;
+    std::memcpy(&blk, w, sizeof blk);
+    uint8_t sc[8], m[8];
+    unpack_scale_min_k4(blk.scales, sc, m);
+    int32_t isum = 0, msum = 0;
+    for (int j = 0; j < 8; ++j) {
+      const uint8_t* qs = blk.qs + 32 * (j / 2);
+      const int shift = 4 * (j % 2);
+      const int8_t* a = xq + 32 * kQ4KPairPos[j];
+      int32_t s = 0;
+      for (int l = 0; l < 32; ++l) s += ((qs[l] >> shift) & 0xF) * a[l];
+      isum += sc[j] * s;
+      msum += m[j] * (xs[2 * j] + xs[2 * j + 1]);
+    }
+    sumf += (f16_to_f32(blk.d) * xd[b]) * static_cast<float>(isum);
+    summ += (f16_to_f32(blk.dmin) * xd[b]) * static_cast<float>(msum);
+  }
+  return sumf - summ;
+}
+
+// Q5_K: Q4_K with a 5th bit (bit j of qh[l] for sub-block j).
+float dot_q5_k(const uint8_t* w, const ActPack& x, int64_t r, int64_t nb) {
+  const int8_t* xq = x.q(r);
+  const float* xd = x.d(r);
+  const int16_t* xs = x.bsums(r);
+  float sumf = 0.0f, summ = 0.0f;
+  for (int64_t b = 0; b < nb; ++b, w += sizeof(BlockQ5_K), xq += kQK_K, xs += 16) {
+    BlockQ5_K blk;
+    std::memcpy(&blk, w, sizeof blk);
+    uint8_t sc[8], m[8];
+    unpack_scale_min_k4(blk.scales, sc, m);
+    int32_t isum = 0, msum = 0;
+    for (int j = 0; j < 8; ++j) {
+      const uint8_t* qs = blk.qs + 32 * (j / 2);
+      const int shift = 4 * (j % 2);
+      const int8_t* a = xq + 32 * kQ4KPairPos[j];
+      int32_t s = 0;
+      for (int l = 0; l < 32; ++l) s += (((qs[l] >> shift) & 0xF) | (((blk.qh[l] >> j) & 1) << 4)) * a[l];
+      isum += sc[j] * s;
+      msum += m[j] * (xs[2 * j] + xs[2 * j + 1]);
+    }
+    sumf += (f16_to_f32(blk.d) * xd[b]) * static_cast<float>(isum);
+    summ += (f16_to_f32(blk.dmin) * xd[b]) * static_cast<float>(msum);
+  }
+  return sumf - summ;
+}
+
+// Q6_K: x = d*sc*(q - 32) per sub-block of 16; the -32 is folded in through
+// the 16-element activation sums.
+float dot_q6_k(const uint8_t* w, const ActPack& x, int64_t r, int64_t nb) {
+  const int8_t* xq = x.q(r);
+  const float* xd = x.d(r);
+  const int16_t* xs = x.bsums(r);
+  float sumf = 0.0f;
+  for (int64_t b = 0; b < nb; ++b, w += sizeof(BlockQ6_K), xq += kQK_K, xs += 16) {
+    BlockQ6_K blk;
+    std::memcpy(&blk, w, sizeof blk);
+    int32_t isum = 0;
+    for (int half = 0; half < 2; ++half) {
+      const uint8_t* ql = blk.ql + 64 * half;
+      const uint8_t* qh = blk.qh + 32 * half;
+      for (int k = 0; k < 4; ++k) {  // element 32k + l of this half
+        for (int h16 = 0; h16 < 2; ++h16) {
+          int32_t s = 0;
+          for (int l = 16 * h16; l < 16 * h16 + 16; ++l) {
+            const int lo = (ql[l + 32 * (k & 1)] >> (4 * (k >> 1))) & 0xF;
+            const int hi = (qh[l] >> (2 * k)) & 3;
+            s += (lo | (hi << 4)) * xq[128 * half + 32 * k + l];
+          }
+          const int is = 8 * half + 2 * k + h16;
+          isum += blk.scales[is] * (s - 32 * xs[is]);
+        }
+      }
+    }
+    sumf += (f16_to_f32(blk.d) * xd[b]) * static_cast<float>(isum);
+  }
+  return sumf;
+}
+
+// IQ4_XS: x = d*(ls-32)*kValuesIQ4NL[q] per sub-block of 32.
+float dot_iq4_xs(const uint8_t* w, const ActPack& x, int64_t r, int64_t nb) {
+  const int8_t* xq = x.q(r);
+  const float* xd = x.d(r);
+  float sumf = 0.0f;
+  for (int64_t b = 0; b < nb; ++b, w += sizeof(BlockIQ4_XS), xq += kQK_K) {
+    BlockIQ4_XS blk;
+    std::memcpy(&blk, w, sizeof blk);
+    int32_t isum = 0;
+    for (int j = 0; j < 8; ++j) {
+      // ActOrder::kIQ4Halves: per 128, the low 16 of sub-blocks 0-3 then their high 16.
+      const int8_t* lo = xq + 128 * (j / 4) + 16 * (j % 4);
+      const int8_t* hi = lo + 64;
+      const uint8_t* qs = blk.qs + 16 * j;
+      int32_t s = 0;
+      for (int l = 0; l < 16; ++l) s += kValuesIQ4NL[qs[l] & 0xF] * lo[l] + kValuesIQ4NL[qs[l] >> 4] * hi[l];
+      isum += iq4xs_scale(blk.scales_h, blk.scales_l, j) * s;
+    }
+    sumf += (f16_to_f32(blk.d) * xd[b]) * static_cast<float>(isum);
+  }
+  return sumf;
+}
+
+float dot_q8_0(const uint8_t* w, const ActPack& x, int64_t r, int64_t nb) {
+  const int8_t* xq = x.q(r);
+  const float* xd = x.d(r);
+  float sumf = 0.0f;
+  for (int64_t b = 0; b < nb; ++b, w += sizeof(BlockQ8_0), xq += 32) {
+    BlockQ8_0 blk;
+    std::memcpy(&blk, w, sizeof blk);
+    int32_t s = 0;
+    for (int l = 0; l < 32; ++l) s += blk.qs[l] * xq[l];
+    sumf += (f16_to_f32(blk.d) * xd[b]) * static_cast<float>(s);
+  }
+  return sumf;
+}
+
+// Q4_0: x = d*(q-8); byte l holds element l (low nibble) and l+16 (high).
+float dot_q4_0(const uint8_t* w, const ActPack& x, int64_t r, int64_t nb) {
+  const int8_t* xq = x.q(r);
+  const float* xd = x.d(r);
+  float sumf = 0.0f;
+  for (int64_t b = 0; b < nb; ++b, w += sizeof(BlockQ4_0)) {
+    BlockQ4_0 blk;
+    std::memcpy(&blk, w, sizeof blk);
+    // ActOrder::kQ4_0Halves: a pair of blocks is (lo0, lo1, hi0, hi1) in 16s;
+    // a lone trailing block is natural (lo, hi).
+    const int64_t pair = b / 2;
+    const bool paired = 2 * pair + 1 < nb;
+    const int8_t* lo = paired ? xq + 64 * pair + 16 * (b % 2) : xq + 32 * b;
+    const int8_t* hi = paired ? lo + 32 : lo + 16;
+    int32_t s = 0;
+    for (int l = 0; l < 16; ++l) s += ((blk.qs[l] & 0xF) - 8) * lo[l] + ((blk.qs[l] >> 4) - 8) * hi[l];
+    sumf += (f16_to_f32(blk.d) * xd[b]) * static_cast<float>(s);
+  }
+  return sumf;
+}
+
+// Float weights: 8 running sums, combined pairwise at the end (as dot_f32).
+template <typename Load>
+float dot_float(Load load, const float* a, int64_t n) {
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  for (int64_t i = 0; i < n; ++i) acc[i & 7] += load(i) * a[i];
+  return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+}
+
+float dot_f32w(const uint8_t* w, const ActPack& x, int64_t r, int64_t n) {
+  return dot_float([w](int64_t i) { float v; std::memcpy(&v, w + 4 * i, 4); return v; }, x.f32(r), n);
+}
+float dot_f16w(const uint8_t* w, const ActPack& x, int64_t r, int64_t n) {
+  return dot_float([w](int64_t i) { return f16_to_f32(load_u16(w + 2 * i)); }, x.f32(r), n);
+}
+// bf16 x bf16 products are exact in f32; only the accumulation rounds.
+float dot_bf16w(const uint8_t* w, const ActPack& x, int64_t r, int64_t n) {
+  const uint16_t* a = x.bf16(r);
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  for (int64_t i = 0; i < n; ++i) acc[i & 7] += bf16_to_f32(load_u16(w + 2 * i)) * bf16_to_f32(a[i]);
+  return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+}
+
+using DotFn = float (*)(const uint8_t*, const ActPack&, int64_t, int64_t);
+
+template <DotFn Dot, int Block>
+void gemm(const GemmArgs& a) {
+  const int64_t nb = a.n_in / Block;
+  for (int64_t o = a.o_begin; o < a.o_end; ++o) {
+    const uint8_t* wr = a.w + static_cast<size_t>(o) * a.row_bytes;
+    for (int64_t r = a.r_begin; r < a.r_end; ++r) {
+      a.y[(r - a.r_begin) * a.y_stride + (o - a.o_begin)] = Dot(wr, *a.x, r, nb);
+    }
+  }
+}
+
+KernelTable make_table() {
+  KernelTable t{"scalar", {}};
+  t.fn[static_cast<int>(DType::kQ4_K)] = gemm<dot_q4_k, kQK_K>;
+  t.fn[static_cast<int>(DType::kQ5_K)] = gemm<dot_q5_k, kQK_K>;
+  t.fn[static_cast<int>(DType::kQ6_K)] = gemm<dot_q6_k, kQK_K>;
+  t.fn[static_cast<int>(DType::kIQ4_XS)] = gemm<dot_iq4_xs, kQK_K>;
+  t.fn[static_cast<int>(DType::kQ8_0)] = gemm<dot_q8_0, 32>;
+  t.fn[static_cast<int>(DType::kQ4_0)] = gemm<dot_q4_0, 32>;
+  t.fn[static_cast<int>(DType::kF32)] = gemm<dot_f32w, 1>;
+  t.fn[static_cast<int>(DType::kF16)] = gemm<dot_f16w, 1>;
+  t.fn[static_cast<int>(DType::kBF16)] = gemm<dot_bf16w, 1>;
+  return t;
+}
+
+}  // namespace
+
+const KernelTable& scalar_kernels() {
+  static const KernelTable t = make_table();
+  return t;
+}
+
+}  // namespace strata::qgemm_detail

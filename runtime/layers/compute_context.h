@@ -1,0 +1,35 @@
+// What the layers compute matrix products with: the thread pool, the kernel
+// choice, and the activation scratch reused by every product. A model owns
+// one and its Matrix views point at it; products through one context run one
+// at a time (one forward pass at a time per model).
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "cpu_kernels/qgemm.h"
+#include "offload/cpu_pool.h"
+#include "offload/expert_executor.h"
+
+namespace strata {
+
+struct ComputeContext {
+  std::shared_ptr<CpuPool> pool;           // null: the calling thread only
+  CpuKernels kernels = CpuKernels::kFast;  // kReference: matmul_ref everywhere
+  ActPack act, act2;                       // the current product's prepared activations
+  std::vector<float> h;                    // fused FFN intermediates (dense and shared FFN)
+};
+
+// Prepares n_rows rows of x (x_stride floats apart) into `a` for weights of
+// type w_type (qgemm_supports(w_type)): on the calling thread for a few rows,
+// split over the pool for a prompt batch.
+void pack_activations(ComputeContext& ctx, ActPack& a, DType w_type, int64_t n_in, const float* x, int64_t x_stride,
+                      int64_t n_rows);
+
+// fn(begin, end) over output rows [0, n_out), split over the pool in ranges of
+// a multiple of 16 rows (about four per thread), or in one call on the
+// calling thread when the product (n_out x macs_per_row multiply-adds) is
+// too small to pay for waking the threads, or without a pool.
+void for_output_rows(ComputeContext* ctx, int64_t n_out, int64_t macs_per_row, FnRef<void(int64_t, int64_t)> fn);
+
+}  // namespace strata

@@ -1,0 +1,57 @@
+// Matrix products over the pool: the fast path prepares the activations once
+// (qgemm's ActPack) and splits output rows over the threads; the reference
+// path splits output rows of matmul_ref the same way (each weight row is
+// dequantized once per call, so a split changes no value).
+#include "runtime/layers/matrix.h"
+
+#include <algorithm>
+
+#include "cpu_kernels/matmul_ref.h"
+
+namespace strata {
+namespace {
+
+// Below this many multiply-adds a product runs on the calling thread: waking
+// the pool costs a few microseconds.
+constexpr int64_t kMinParallelMacs = 1 << 16;
+
+}  // namespace
+
+void pack_activations(ComputeContext& ctx, ActPack& a, DType w_type, int64_t n_in, const float* x, int64_t x_stride,
+                      int64_t n_rows) {
+  act_pack_prepare(a, w_type, n_in, n_rows);
+  CpuPool* pool = ctx.pool.get();
+  if (!pool || pool->n_threads() == 1 || n_rows < 8) {
+    act_pack_rows(a, x, x_stride, 0, n_rows);
+    return;
+  }
+  const int64_t grain = std::max<int64_t>(1, n_rows / (2 * pool->n_threads()));
+  pool->parallel_for(n_rows, grain, [&](int64_t b, int64_t e, int) { act_pack_rows(a, x, x_stride, b, e); });
+}
+
+void for_output_rows(ComputeContext* ctx, int64_t n_out, int64_t macs_per_row, FnRef<void(int64_t, int64_t)> fn) {
+  CpuPool* pool = ctx ? ctx->pool.get() : nullptr;
+  if (!pool || pool->n_threads() == 1 || n_out * macs_per_row < kMinParallelMacs) {
+    fn(0, n_out);
+    return;
+  }
+  const int n_threads = pool->n_threads();
+  int64_t grain = (n_out + 4 * n_threads - 1) / (4 * n_threads);
+  grain = std::max<int64_t>(16, (grain + 15) / 16 * 16);
+  pool->parallel_for(n_out, grain, [&](int64_t b, int64_t e, int) { fn(b, e); });
+}
+
+void Matrix::mul_strided(const float* x, int64_t x_stride, int64_t n_rows, float* y, int64_t y_stride) const {
+  if (!ctx || ctx->kernels == CpuKernels::kReference || !qgemm_supports(type)) {
+    for_output_rows(ctx, n_out, n_in * n_rows, [&](int64_t b, int64_t e) {
+      matmul_ref(type, static_cast<const uint8_t*>(data) + uint64_t(b) * row_bytes, n_in, e - b, x, x_stride, n_rows,
+                 y + b, y_stride);
+    });
+    return;
+  }
+  ActPack& a = ctx->act;
+  pack_activations(*ctx, a, type, n_in, x, x_stride, n_rows);
+  for_output_rows(ctx, n_out, n_in * n_rows, [&](int64_t b, int64_t e) { qgemm_rows(type, data, n_in, b, e, a, y, y_stride); });
+}
+
+}  // namespace strata

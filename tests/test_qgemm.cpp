@@ -1,0 +1,341 @@
+// qgemm: every supported weight type on every kernel variant this CPU runs,
+// against the scalar path (same integer math, so only the float accumulation
+// order may differ), the scalar path against matmul_ref (float reference:
+// the difference is bounded by the activation rounding), batch and output
+// range invariance (bitwise), the fused SwiGLU, ActPack reuse, and the
+// cpu_isa choice and its errors.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "cpu_kernels/activation.h"
+#include "cpu_kernels/cpu_isa.h"
+#include "cpu_kernels/matmul_ref.h"
+#include "cpu_kernels/qgemm.h"
+#include "cpu_kernels/qgemm_internal.h"
+#include "cpu_kernels/quant_ref.h"
+#include "runtime/base/half.h"
+#include "runtime/base/rng.h"
+
+namespace strata {
+namespace {
+
+using qgemm_detail::GemmArgs;
+using qgemm_detail::KernelTable;
+
+const DType kTypes[] = {DType::kQ4_K, DType::kQ5_K, DType::kQ6_K, DType::kQ8_0, DType::kQ4_0,
+                        DType::kIQ4_XS, DType::kBF16, DType::kF16, DType::kF32};
+
+// A kernel variant: its table, or why this CPU cannot run it.
+struct Variant {
+  std::string name;
+  const KernelTable* table = nullptr;
+  std::string missing;
+};
+
+std::vector<Variant> variants() {
+  const CpuFeatures f = detect_cpu_features();
+  std::vector<Variant> v;
+  v.push_back({"avx2", f.avx2_fma ? &qgemm_detail::avx2_kernels() : nullptr, "AVX2: this CPU lacks avx2/fma/f16c"});
+  v.push_back({"avx512", f.avx512 ? &qgemm_detail::avx512_kernels(false, false) : nullptr,
+               "AVX-512: this CPU lacks avx512f/bw/vl"});
+  v.push_back({"avx512_vnni", f.avx512_vnni ? &qgemm_detail::avx512_kernels(true, false) : nullptr,
+               "AVX-512 VNNI: this CPU lacks avx512_vnni"});
+  v.push_back({"avx512_bf16", f.avx512_bf16 ? &qgemm_detail::avx512_kernels(f.avx512_vnni, true) : nullptr,
+               "AVX-512 BF16: this CPU lacks avx512_bf16"});
+  return v;
+}
+
+double uniform(Xoshiro256& rng, double lo, double hi) { return lo + (hi - lo) * rng.uniform(); }
+
+// Activations with a spread of magnitudes, an outlier per row and an
+// all-zero 32-element stretch (the zero-scale path).
+std::vector<float> make_x(int64_t n_rows, int64_t n_in, uint64_t seed) {
+  Xoshiro256 rng(seed);
+  std::vector<float> x(static_cast<size_t>(n_rows * n_in));
+  for (auto& v : x) v = static_cast<float>(uniform(rng, -1, 1) * uniform(rng, 0.1, 2.0));
+  for (int64_t r = 0; r < n_rows; ++r) {
+    x[static_cast<size_t>(r * n_in + (r * 7) % n_in)] = static_cast<float>(8.0 + r);
+    if (n_in >= 64 && r % 2 == 1) std::fill_n(x.begin() + r * n_in + 32, 32, 0.0f);
+  }
+  return x;
+}
+
+uint64_t row_bytes(DType t, int64_t n_in) { return *dtype_row_bytes(t, static_cast<uint64_t>(n_in)); }
+
+// Weights: quantize_row_ref of random floats where strata has an encoder;
+// otherwise (iq4_xs) random blocks with a sane scale. With `raw`, every type
+// gets random bytes (extreme quants and sub-scales) with only the f16 block
+// scales set to sane values.
+std::vector<uint8_t> make_w(DType t, int64_t n_in, int64_t n_out, uint64_t seed, bool raw) {
+  Xoshiro256 rng(seed);
+  const uint64_t rb = row_bytes(t, n_in);
+  std::vector<uint8_t> w(rb * static_cast<uint64_t>(n_out) + 1);
+  const bool quantized = t != DType::kF32 && t != DType::kF16 && t != DType::kBF16;
+  if (!quantized || (!raw && can_quantize(t))) {
+    std::vector<float> row(static_cast<size_t>(n_in));
+    for (int64_t o = 0; o < n_out; ++o) {
+      for (auto& v : row) v = static_cast<float>(uniform(rng, -1, 1) * uniform(rng, 0.05, 1.0));
+      EXPECT_TRUE(quantize_row_ref(t, row.data(), w.data() + rb * o, n_in).is_ok());
+    }
+    return w;
+  }
+  rng.fill(w.data(), w.size());
+  const auto& tr = dtype_traits(t);
+  const int64_t nb = n_in / tr.block_elems * n_out;
+  for (int64_t b = 0; b < nb; ++b) {
+    uint8_t* blk = w.data() + b * tr.block_bytes;
+    const uint16_t d = f32_to_f16(static_cast<float>(uniform(rng, 0.001, 0.02)));
+    const uint16_t dmin = f32_to_f16(static_cast<float>(uniform(rng, 0.0, 0.005)));
+    size_t d_off = 0;
+    if (t == DType::kQ6_K) d_off = 208;
+    std::memcpy(blk + d_off, &d, 2);
+    if (t == DType::kQ4_K || t == DType::kQ5_K) std::memcpy(blk + 2, &dmin, 2);
+  }
+  return w;
+}
+
+// Runs one variant's kernel for o in [o_begin, o_end) into y (n_rows x n_out).
+void run_table(const KernelTable& k, DType t, const std::vector<uint8_t>& w, int64_t n_in, int64_t o_begin,
+               int64_t o_end, const ActPack& x, std::vector<float>& y, int64_t n_out) {
+  const GemmArgs a{w.data(), row_bytes(t, n_in), n_in, o_begin, o_end, &x, 0, x.n_rows(), y.data() + o_begin, n_out};
+  k.fn[static_cast<int>(t)](a);
+}
+
+ActPack pack(DType t, const std::vector<float>& x, int64_t n_rows, int64_t n_in) {
+  ActPack p;
+  act_pack_prepare(p, t, n_in, n_rows);
+  act_pack_rows(p, x.data(), n_in, 0, n_rows);
+  return p;
+}
+
+// sum_i |W[o][i]| * |x[r][i]| from the dequantized weights: the scale the
+// float rounding of a dot product is relative to.
+std::vector<double> abs_scale(DType t, const std::vector<uint8_t>& w, const std::vector<float>& x, int64_t n_in,
+                              int64_t n_out, int64_t n_rows) {
+  std::vector<float> row(static_cast<size_t>(n_in));
+  std::vector<double> s(static_cast<size_t>(n_rows * n_out));
+  for (int64_t o = 0; o < n_out; ++o) {
+    EXPECT_TRUE(dequantize_row_ref(t, w.data() + row_bytes(t, n_in) * o, row.data(), n_in).is_ok());
+    for (int64_t r = 0; r < n_rows; ++r) {
+      double a = 0;
+      for (int64_t i = 0; i < n_in; ++i) a += std::fabs(double(row[i]) * x[r * n_in + i]);
+      s[r * n_out + o] = a;
+    }
+  }
+  return s;
+}
+
+int block_of(DType t) { return static_cast<int>(dtype_traits(t).block_elems); }
+
+// n_in values per type: 1, 2, 3 blocks, 256-ish, and a DeepSeek-V3-sized row
+// (an odd number of 32-blocks for the 32-element types).
+std::vector<int64_t> n_ins(DType t) {
+  const int b = block_of(t);
+  if (b == 1) return {1, 2, 3, 17, 256, 7171};
+  if (b == 32) return {32, 64, 96, 256, 7200};
+  return {256, 512, 768, 7168};
+}
+
+class QgemmVariant : public ::testing::TestWithParam<std::tuple<DType, int>> {};
+
+// SIMD vs scalar on odd shapes, plus bitwise invariance: an output range
+// that does not start at 0, and each row prepared alone.
+TEST_P(QgemmVariant, MatchesScalarAndIsBatchInvariant) {
+  const auto [t, vi] = GetParam();
+  const Variant v = variants()[static_cast<size_t>(vi)];
+  if (v.table == nullptr) GTEST_SKIP() << v.missing;
+  const KernelTable& scalar = qgemm_detail::scalar_kernels();
+  constexpr int64_t kOut = 37;
+  for (bool raw : {false, true}) {
+    for (int64_t n_in : n_ins(t)) {
+      const std::vector<uint8_t> w = make_w(t, n_in, kOut, 1000 + n_in, raw);
+      for (int64_t n_rows : {1, 2, 3, 5, 8, 17}) {
+        if (n_in > 1024 && n_rows > 8 && raw) continue;  // keeps the test fast; covered unpacked above
+        SCOPED_TRACE(std::string(dtype_name(t)) + " " + v.name + " n_in=" + std::to_string(n_in) +
+                     " n_rows=" + std::to_string(n_rows) + (raw ? " raw" : ""));
+        const std::vector<float> x = make_x(n_rows, n_in, 7 + n_rows);
+        const ActPack p = pack(t, x, n_rows, n_in);
+        std::vector<float> ys(static_cast<size_t>(n_rows * kOut)), yv(ys.size(), NAN), yr(ys.size(), NAN);
+        run_table(scalar, t, w, n_in, 0, kOut, p, ys, kOut);
+        run_table(*v.table, t, w, n_in, 0, kOut, p, yv, kOut);
+        run_table(*v.table, t, w, n_in, 5, kOut, p, yr, kOut);
+        const std::vector<double> scale = abs_scale(t, w, x, n_in, kOut, n_rows);
+        for (int64_t i = 0; i < n_rows * kOut; ++i) {
+          ASSERT_NEAR(yv[i], ys[i], 1e-5 * scale[i] + 1e-30) << "row " << i / kOut << " out " << i % kOut;
+          if (i % kOut >= 5) {
+            ASSERT_EQ(std::memcmp(&yv[i], &yr[i], 4), 0) << "o range changed row " << i / kOut;
+          }
+        }
+        // Each row alone (in a one-row pack) gives the same bits as in the batch.
+        for (int64_t r = 0; r < n_rows; r += std::max<int64_t>(1, n_rows / 3)) {
+          const std::vector<float> xr(x.begin() + r * n_in, x.begin() + (r + 1) * n_in);
+          const ActPack p1 = pack(t, xr, 1, n_in);
+          std::vector<float> y1(kOut, NAN);
+          run_table(*v.table, t, w, n_in, 0, kOut, p1, y1, kOut);
+          ASSERT_EQ(std::memcmp(y1.data(), yv.data() + r * kOut, kOut * 4), 0) << "row " << r << " alone differs";
+        }
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllTypes, QgemmVariant,
+                         ::testing::Combine(::testing::ValuesIn(kTypes), ::testing::Values(0, 1, 2, 3)),
+                         [](const auto& info) {
+                           return std::string(dtype_name(std::get<0>(info.param))) + "_" +
+                                  variants()[static_cast<size_t>(std::get<1>(info.param))].name;
+                         });
+
+class QgemmType : public ::testing::TestWithParam<DType> {};
+
+// The scalar path against matmul_ref (dequantized weights times float x).
+// Integer paths: |error| <= sum_i |w_i| * d_block(i) / 2 (the activation
+// rounding: x is stored as d * round(x / d), d = block amax / 127) plus float
+// rounding. bf16: x is rounded to bf16, |error| <= 2^-9 * sum |w||x|. f32,
+// f16: float rounding only.
+TEST_P(QgemmType, ScalarMatchesFloatReference) {
+  const DType t = GetParam();
+  constexpr int64_t kOut = 19, kRows = 3;
+  for (int64_t n_in : n_ins(t)) {
+    SCOPED_TRACE(std::string(dtype_name(t)) + " n_in=" + std::to_string(n_in));
+    const std::vector<uint8_t> w = make_w(t, n_in, kOut, 77 + n_in, false);
+    const std::vector<float> x = make_x(kRows, n_in, 5);
+    const ActPack p = pack(t, x, kRows, n_in);
+    std::vector<float> yq(kRows * kOut), yf(kRows * kOut);
+    run_table(qgemm_detail::scalar_kernels(), t, w, n_in, 0, kOut, p, yq, kOut);
+    matmul_ref(t, w.data(), n_in, kOut, x.data(), n_in, kRows, yf.data(), kOut);
+    const std::vector<double> scale = abs_scale(t, w, x, n_in, kOut, kRows);
+    const ActFormat f = act_format(t);
+    const int blk = f == ActFormat::kQ8K ? 256 : 32;
+    std::vector<float> row(static_cast<size_t>(n_in));
+    for (int64_t o = 0; o < kOut; ++o) {
+      ASSERT_TRUE(dequantize_row_ref(t, w.data() + row_bytes(t, n_in) * o, row.data(), n_in).is_ok());
+      for (int64_t r = 0; r < kRows; ++r) {
+        double bound = 2e-6 * scale[r * kOut + o];
+        if (f == ActFormat::kBF16) bound += std::ldexp(scale[r * kOut + o], -9);
+        if (f == ActFormat::kQ8K || f == ActFormat::kQ8_32) {
+          for (int64_t b = 0; b < n_in / blk; ++b) {
+            float amax = 0;
+            double wabs = 0;
+            for (int64_t i = b * blk; i < (b + 1) * blk; ++i) {
+              amax = std::max(amax, std::fabs(x[r * n_in + i]));
+              wabs += std::fabs(row[i]);
+            }
+            bound += wabs * (amax / 127.0) * 0.5 * (1 + 1e-6);
+          }
+        }
+        ASSERT_NEAR(yq[r * kOut + o], yf[r * kOut + o], bound) << "row " << r << " out " << o;
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllTypes, QgemmType, ::testing::ValuesIn(kTypes),
+                         [](const auto& info) { return std::string(dtype_name(info.param)); });
+
+// Fused SwiGLU equals silu(gate) * up from two separate products, bit for
+// bit, on every path: a shared ActPack (q4_k gate and up) and two packs
+// (q6_k gate, q4_k up), with more rows than one stack tile holds.
+TEST(QgemmSwiglu, FusedEqualsSeparate) {
+  constexpr int64_t kIn = 512, kOut = 37;
+  for (CpuIsa isa : {CpuIsa::kScalar, CpuIsa::kAvx2, CpuIsa::kAvx512}) {
+    if (!cpu_isa_missing(isa).empty()) continue;
+    for (int64_t n_rows : {1, 5, 130}) {
+      for (DType gt : {DType::kQ4_K, DType::kQ6_K}) {
+        SCOPED_TRACE(std::string(cpu_isa_name(isa)) + " gate " + std::string(dtype_name(gt)) + " rows " +
+                     std::to_string(n_rows));
+        const DType ut = DType::kQ4_K;
+        const auto gw = make_w(gt, kIn, kOut, 3, false), uw = make_w(ut, kIn, kOut, 4, false);
+        const auto x = make_x(n_rows, kIn, 9);
+        const ActPack pg = pack(gt, x, n_rows, kIn), pu = pack(ut, x, n_rows, kIn);
+        const ActPack& xg = act_pack_shares_format(gt, ut) ? pu : pg;
+        std::vector<float> g(n_rows * kOut), u(n_rows * kOut), h(n_rows * kOut, NAN);
+        qgemm_rows_isa(isa, gt, gw.data(), kIn, 0, kOut, xg, g.data(), kOut);
+        qgemm_rows_isa(isa, ut, uw.data(), kIn, 0, kOut, pu, u.data(), kOut);
+        qgemm_swiglu_rows_isa(isa, gt, gw.data(), ut, uw.data(), kIn, 3, kOut, xg, pu, h.data(), kOut);
+        for (int64_t r = 0; r < n_rows; ++r) {
+          for (int64_t o = 3; o < kOut; ++o) {
+            const float want = silu(g[r * kOut + o]) * u[r * kOut + o];
+            ASSERT_EQ(std::memcmp(&want, &h[r * kOut + o], 4), 0) << "row " << r << " out " << o;
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(QgemmApi, SupportsAndSharedFormats) {
+  for (DType t : kTypes) EXPECT_TRUE(qgemm_supports(t)) << dtype_name(t);
+  EXPECT_FALSE(qgemm_supports(DType::kQ2_K));
+  EXPECT_FALSE(qgemm_supports(DType::kI32));
+  EXPECT_TRUE(act_pack_shares_format(DType::kQ4_K, DType::kQ5_K));
+  EXPECT_FALSE(act_pack_shares_format(DType::kQ4_K, DType::kQ6_K));
+  EXPECT_FALSE(act_pack_shares_format(DType::kQ8_0, DType::kQ4_0));
+  EXPECT_TRUE(act_pack_shares_format(DType::kF32, DType::kF16));
+}
+
+// Re-preparing for the same or a smaller shape keeps the buffer; quantized
+// rows hold d = amax / 127 with the largest magnitude at +-127, and bsums.
+TEST(QgemmApi, ActPackReuseAndContents) {
+  ActPack p;
+  act_pack_prepare(p, DType::kQ6_K, 512, 8);
+  const size_t cap = p.capacity_bytes();
+  const std::vector<float> x = make_x(8, 512, 1);
+  act_pack_rows(p, x.data(), 512, 0, 4);
+  act_pack_rows(p, x.data(), 512, 4, 8);
+  for (int64_t r = 0; r < 8; ++r) {
+    for (int b = 0; b < 2; ++b) {
+      float amax = 0;
+      for (int i = 0; i < 256; ++i) amax = std::max(amax, std::fabs(x[r * 512 + b * 256 + i]));
+      EXPECT_FLOAT_EQ(p.d(r)[b], amax / 127.0f);
+      int qmax = 0;
+      for (int i = 0; i < 256; ++i) qmax = std::max(qmax, std::abs(int(p.q(r)[b * 256 + i])));
+      EXPECT_EQ(qmax, 127);
+      for (int g = 0; g < 16; ++g) {
+        int s = 0;
+        for (int i = 0; i < 16; ++i) s += p.q(r)[b * 256 + g * 16 + i];  // q6_k: natural order
+        EXPECT_EQ(p.bsums(r)[b * 16 + g], s);
+      }
+    }
+  }
+  act_pack_prepare(p, DType::kQ4_K, 256, 8);
+  EXPECT_EQ(p.capacity_bytes(), cap);
+  act_pack_prepare(p, DType::kF32, 64, 4);
+  EXPECT_EQ(p.capacity_bytes(), cap);
+}
+
+TEST(CpuIsa, OverridesAndErrors) {
+  const Status bad = set_cpu_isa("avx9000");
+  EXPECT_EQ(bad.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.message().find("avx9000"), std::string::npos) << bad.message();
+  const CpuFeatures f = detect_cpu_features();
+  if (!f.amx_int8) {
+    const Status s = set_cpu_isa("amx");
+    EXPECT_EQ(s.code(), StatusCode::kUnsupported);
+    EXPECT_NE(s.message().find("amx: this CPU lacks amx_int8"), std::string::npos) << s.message();
+  }
+  if (!f.avx512) {
+    const Status s = set_cpu_isa("avx512");
+    EXPECT_NE(s.message().find("avx512: this CPU lacks avx512f"), std::string::npos) << s.message();
+  }
+  ASSERT_TRUE(set_cpu_isa("scalar").is_ok());
+  EXPECT_EQ(active_cpu_isa(), CpuIsa::kScalar);
+  EXPECT_EQ(qgemm_variant_name(active_cpu_isa()), "scalar");
+  ASSERT_TRUE(set_cpu_isa("auto").is_ok());
+  EXPECT_EQ(active_cpu_isa(), best_cpu_isa());
+  EXPECT_EQ(cpu_isa_name(CpuIsa::kAvx512), "avx512");
+}
+
+// AMX tile kernels are not part of this build: say why the case does not run.
+TEST(QgemmAmx, TileKernels) {
+  if (!detect_cpu_features().amx_int8) GTEST_SKIP() << "AMX: this CPU lacks amx_int8";
+  GTEST_SKIP() << "AMX: no tile kernels yet; kAmx runs the AVX-512 kernels, tested above";
+}
+
+}  // namespace
+}  // namespace strata

@@ -1,0 +1,31 @@
+// The options every model-running command shares: --threads N and
+// --cpu-isa NAME, and the ModelOptions they mean.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <string>
+
+#include "runtime/base/status.h"
+#include "runtime/models/model.h"
+
+namespace strata::tools {
+
+struct ComputeArgs {
+  int n_threads = 0;    // 0: one per physical core
+  std::string cpu_isa;  // empty: STRATA_CPU_ISA, else the best path
+};
+
+void add_compute_options(CLI::App* cmd, ComputeArgs& args);
+
+// --cpu-isa (or, when not given, the environment variable STRATA_CPU_ISA):
+// "ref" runs matmul_ref for every product (f32 activations, the scalar
+// oracle); "auto", "scalar", "avx2", "avx512", "amx" pick the qgemm path.
+// Errors name the option and the accepted values. NUMA placement progress
+// goes to stderr.
+Result<ModelOptions> model_options(const ComputeArgs& args);
+
+// "2 threads (pinned), qgemm avx512 (avx512-vnni)" or "... matmul_ref (reference)".
+std::string compute_summary(const Model& model);
+
+}  // namespace strata::tools
