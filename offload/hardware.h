@@ -29,6 +29,7 @@ struct CpuSpec {
   int threads_per_core = 1;
   double base_ghz = 0;
   bool avx2 = false, avx512 = false, avx512_vnni = false, avx512_bf16 = false, amx = false;
+  uint64_t l3_bytes = 0;       // last-level cache of the whole machine (all sockets); 0: unknown
 };
 
 struct MemorySpec {
@@ -37,6 +38,7 @@ struct MemorySpec {
   int channels_max_per_socket = 0; // the platform's channels (for "populate all channels" advice)
   int dimms_per_channel = 1;
   uint64_t bytes = 0;              // total DRAM
+  int mts = 0;                     // data rate the DIMMs run at (MT/s), after platform limits; 0: unknown
 };
 
 struct NumaSpec {
@@ -64,6 +66,9 @@ struct StorageSpec {
   std::string name;  // "Samsung 990 Pro 2TB" or "/dev/nvme0n1"
   uint64_t capacity_bytes = 0;
   int pcie_gen = 0;
+  int pcie_width = 0;       // lanes (0: unknown or not PCIe)
+  std::string path;         // "/dev/nvme0n1" on this machine; empty in a hardware file
+  bool rotational = false;  // spinning disk (never a place for experts)
   Figure seq_read_gbps;     // sequential read, large blocks, O_DIRECT
   Figure rand_read_gbps;    // random reads of expert-sized blocks (~1-8 MiB), queue depth 32
 };
