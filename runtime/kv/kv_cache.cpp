@@ -1,35 +1,89 @@
-// KV cache storage, grown per sequence as positions are added.
+// KV cache block pool: blocks are allocated on first use, handed to sequences
+// through their block tables, and returned to a free list when a sequence is
+// cleared or shortened.
 #include "runtime/kv/kv_cache.h"
 
 #include <algorithm>
+#include <string>
 
 #include "runtime/base/check.h"
 
 namespace strata {
 
-KvCache::KvCache(uint32_t n_layer, uint32_t k_width, uint32_t v_width, uint32_t n_seq, uint32_t n_ctx)
+KvCache::KvCache(uint32_t n_layer, uint32_t k_width, uint32_t v_width, uint32_t n_seq, uint32_t n_ctx, uint32_t block,
+                 uint32_t max_blocks)
     : n_layer_(n_layer), k_width_(k_width), v_width_(v_width), n_seq_(n_seq), n_ctx_(n_ctx),
-      len_(n_seq, 0), reserved_(n_seq, 0), k_(size_t(n_layer) * n_seq), v_(size_t(n_layer) * n_seq) {}
-
-void KvCache::clear_all() { std::fill(len_.begin(), len_.end(), 0); }
-
-void KvCache::reserve(uint32_t seq, int32_t n_pos) {
-  STRATA_CHECK(seq < n_seq_ && n_pos >= 0 && uint32_t(n_pos) <= n_ctx_);
-  if (n_pos <= reserved_[seq]) return;
-  // Grow geometrically so a long decode does not copy the cache every token.
-  const int32_t want = std::min<int64_t>(n_ctx_, std::max<int64_t>(n_pos, int64_t(reserved_[seq]) * 2));
-  for (uint32_t il = 0; il < n_layer_; ++il) {
-    k_[slot(il, seq)].resize(size_t(want) * k_width_);
-    v_[slot(il, seq)].resize(size_t(want) * v_width_);
-  }
-  reserved_[seq] = want;
+      block_(std::max<uint32_t>(1, block)), len_(n_seq, 0), table_(n_seq) {
+  const uint64_t per_seq = (uint64_t(n_ctx) + block_ - 1) / block_;
+  const uint64_t full = per_seq * n_seq;
+  max_blocks_ = uint32_t(std::min<uint64_t>(max_blocks > 0 ? max_blocks : full, INT32_MAX));
 }
 
-uint64_t KvCache::bytes_allocated() const {
-  uint64_t n = 0;
-  for (const auto& x : k_) n += x.size() * sizeof(float);
-  for (const auto& x : v_) n += x.size() * sizeof(float);
-  return n;
+void KvCache::clear(uint32_t seq) {
+  STRATA_CHECK(seq < n_seq_);
+  len_[seq] = 0;
+  release_past(seq, 0);
+}
+
+void KvCache::clear_all() {
+  for (uint32_t s = 0; s < n_seq_; ++s) clear(s);
+}
+
+uint32_t KvCache::blocks_needed(uint32_t seq, int32_t n_pos) const {
+  const size_t want = (size_t(std::max(n_pos, 0)) + block_ - 1) / block_;
+  return want > table_[seq].size() ? uint32_t(want - table_[seq].size()) : 0;
+}
+
+int32_t KvCache::take_block() {
+  ++n_used_;
+  if (!free_.empty()) {
+    const int32_t b = free_.back();
+    free_.pop_back();
+    return b;
+  }
+  // Zeroed, so a row read before it is written (never, by the forward's
+  // contract) is at least finite.
+  blocks_.push_back(std::make_unique<float[]>(size_t(n_layer_) * layer_floats()));
+  return int32_t(blocks_.size() - 1);
+}
+
+Status KvCache::try_reserve(uint32_t seq, int32_t n_pos) {
+  if (seq >= n_seq_) {
+    return invalid_argument("KV cache: expected a sequence below " + std::to_string(n_seq_) + ", got " +
+                            std::to_string(seq));
+  }
+  if (n_pos < 0 || uint32_t(n_pos) > n_ctx_) {
+    return invalid_argument("KV cache: expected at most " + std::to_string(n_ctx_) + " positions, got " +
+                            std::to_string(n_pos));
+  }
+  const uint32_t need = blocks_needed(seq, n_pos);
+  if (need > n_blocks_free()) {
+    return out_of_memory("KV cache: " + std::to_string(need) + " more blocks needed, " +
+                         std::to_string(n_blocks_free()) + " of " + std::to_string(max_blocks_) + " free");
+  }
+  for (uint32_t i = 0; i < need; ++i) table_[seq].push_back(take_block());
+  return Status::ok();
+}
+
+void KvCache::reserve(uint32_t seq, int32_t n_pos) {
+  const Status st = try_reserve(seq, n_pos);
+  STRATA_CHECK(st.is_ok());
+}
+
+void KvCache::set_len(uint32_t seq, int32_t n_pos) {
+  const bool shrink = n_pos < len_[seq];
+  len_[seq] = n_pos;
+  if (shrink) release_past(seq, n_pos);
+}
+
+void KvCache::release_past(uint32_t seq, int32_t n_pos) {
+  const size_t keep = (size_t(std::max(n_pos, 0)) + block_ - 1) / block_;
+  auto& t = table_[seq];
+  while (t.size() > keep) {
+    free_.push_back(t.back());
+    t.pop_back();
+    --n_used_;
+  }
 }
 
 }  // namespace strata

@@ -1,10 +1,14 @@
-// The KV cache: per layer and per sequence, one key row and one value row per
-// position, in f32. GQA layers store K (n_head_kv * head_k) and V rows; MLA
+// The KV cache: fixed-size blocks of positions from one shared pool, and per
+// sequence a table of the blocks it holds, so sequences of different lengths
+// share memory without fragmentation (a finished sequence's blocks go straight
+// to the next one). Within a block, per layer, one f32 key row and one value
+// row per position: GQA layers store K (n_head_kv * head_k) and V rows; MLA
 // layers store only the compressed latent + rope key (kv_lora + n_rot) in the
 // key row and no value row, since values are read from the latent.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "runtime/base/status.h"
@@ -20,46 +24,75 @@ struct TokenPlaces {
 
 class KvCache {
  public:
+  static constexpr uint32_t kDefaultBlock = 16;
+
   // k_width/v_width: floats per position of one layer (v_width 0: no value rows).
   // n_seq: sequences (slots) held; n_ctx: positions per sequence at most.
-  KvCache(uint32_t n_layer, uint32_t k_width, uint32_t v_width, uint32_t n_seq, uint32_t n_ctx);
+  // block: positions per block; max_blocks: blocks the pool may hold (0:
+  // enough for every sequence at full context). Blocks are allocated when a
+  // sequence first needs them and are reused, never returned to the system.
+  KvCache(uint32_t n_layer, uint32_t k_width, uint32_t v_width, uint32_t n_seq, uint32_t n_ctx,
+          uint32_t block = kDefaultBlock, uint32_t max_blocks = 0);
 
   uint32_t n_layer() const { return n_layer_; }
   uint32_t n_seq() const { return n_seq_; }
   uint32_t n_ctx() const { return n_ctx_; }
   uint32_t k_width() const { return k_width_; }
   uint32_t v_width() const { return v_width_; }
+  uint32_t block_size() const { return block_; }
 
   // Positions stored for `seq` (the next token of it goes at this position).
   int32_t seq_len(uint32_t seq) const { return len_[seq]; }
-  // Forget a sequence; its memory is kept for reuse.
-  void clear(uint32_t seq) { len_[seq] = 0; }
+  // Forget a sequence; its blocks go back to the pool.
+  void clear(uint32_t seq);
   void clear_all();
 
-  // Grows the storage of `seq` to hold n_pos positions (n_pos <= n_ctx).
-  // Row pointers of that sequence are invalidated.
+  // Makes `seq` hold blocks for n_pos positions (n_pos <= n_ctx). The pool
+  // must have them: a caller that may run out checks can_reserve or uses
+  // try_reserve first (an always-on check otherwise).
   void reserve(uint32_t seq, int32_t n_pos);
-  // Declares positions [0, n_pos) of `seq` valid (after a forward wrote them).
-  void set_len(uint32_t seq, int32_t n_pos) { len_[seq] = n_pos; }
+  // Same, or an out-of-memory Status (nothing taken) when the pool is short.
+  Status try_reserve(uint32_t seq, int32_t n_pos);
+  // Blocks `seq` holds, and blocks it still needs to hold n_pos positions.
+  uint32_t blocks_held(uint32_t seq) const { return uint32_t(table_[seq].size()); }
+  uint32_t blocks_needed(uint32_t seq, int32_t n_pos) const;
+  // Declares positions [0, n_pos) of `seq` valid (after a forward wrote
+  // them). Shrinking gives the blocks wholly past n_pos back to the pool.
+  void set_len(uint32_t seq, int32_t n_pos);
 
-  // Row of `pos` (< reserved size) for a layer and a sequence.
-  float* k(uint32_t layer, uint32_t seq, int32_t pos) { return k_[slot(layer, seq)].data() + size_t(pos) * k_width_; }
-  float* v(uint32_t layer, uint32_t seq, int32_t pos) { return v_[slot(layer, seq)].data() + size_t(pos) * v_width_; }
-  const float* k(uint32_t layer, uint32_t seq, int32_t pos) const {
-    return k_[slot(layer, seq)].data() + size_t(pos) * k_width_;
+  // Row of `pos` (< reserved size) for a layer and a sequence. Rows are
+  // contiguous (stride k_width / v_width) only within one block: positions
+  // [b * block_size(), (b + 1) * block_size()) of a sequence.
+  float* k(uint32_t layer, uint32_t seq, int32_t pos) { return layer_base(layer, seq, pos) + in_block(pos) * k_width_; }
+  float* v(uint32_t layer, uint32_t seq, int32_t pos) {
+    return layer_base(layer, seq, pos) + size_t(block_) * k_width_ + in_block(pos) * v_width_;
   }
-  const float* v(uint32_t layer, uint32_t seq, int32_t pos) const {
-    return v_[slot(layer, seq)].data() + size_t(pos) * v_width_;
-  }
+  const float* k(uint32_t layer, uint32_t seq, int32_t pos) const { return const_cast<KvCache*>(this)->k(layer, seq, pos); }
+  const float* v(uint32_t layer, uint32_t seq, int32_t pos) const { return const_cast<KvCache*>(this)->v(layer, seq, pos); }
 
-  uint64_t bytes_allocated() const;
+  // Pool accounting.
+  uint32_t n_blocks_max() const { return max_blocks_; }
+  uint32_t n_blocks_used() const { return n_used_; }
+  uint32_t n_blocks_free() const { return max_blocks_ - n_used_; }
+  uint64_t block_bytes() const { return uint64_t(n_layer_) * layer_floats() * sizeof(float); }
+  uint64_t bytes_allocated() const { return uint64_t(blocks_.size()) * block_bytes(); }
 
  private:
-  size_t slot(uint32_t layer, uint32_t seq) const { return size_t(layer) * n_seq_ + seq; }
-  uint32_t n_layer_, k_width_, v_width_, n_seq_, n_ctx_;
-  std::vector<int32_t> len_;       // [n_seq]
-  std::vector<int32_t> reserved_;  // [n_seq] positions allocated
-  std::vector<std::vector<float>> k_, v_;  // [n_layer * n_seq]
+  size_t layer_floats() const { return size_t(block_) * (k_width_ + v_width_); }
+  size_t in_block(int32_t pos) const { return size_t(pos) % block_; }
+  // Start of `layer`'s part of the block holding `pos`: block_ key rows, then block_ value rows.
+  float* layer_base(uint32_t layer, uint32_t seq, int32_t pos) {
+    return blocks_[size_t(table_[seq][size_t(pos) / block_])].get() + layer * layer_floats();
+  }
+  int32_t take_block();
+  void release_past(uint32_t seq, int32_t n_pos);  // blocks wholly past n_pos back to the pool
+
+  uint32_t n_layer_, k_width_, v_width_, n_seq_, n_ctx_, block_, max_blocks_;
+  uint32_t n_used_ = 0;
+  std::vector<int32_t> len_;                     // [n_seq]
+  std::vector<std::vector<int32_t>> table_;      // [n_seq] block ids in position order
+  std::vector<std::unique_ptr<float[]>> blocks_;  // every block allocated so far
+  std::vector<int32_t> free_;                    // allocated blocks nobody holds
 };
 
 }  // namespace strata

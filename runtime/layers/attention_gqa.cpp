@@ -3,7 +3,7 @@
 
 #include <algorithm>
 
-#include "cpu_kernels/attention_ref.h"
+#include "runtime/kv/kv_attention.h"
 #include "runtime/layers/rmsnorm.h"
 #include "runtime/layers/rope.h"
 
@@ -48,12 +48,10 @@ void attention_gqa(const GqaWeights& w, const GqaConfig& c, uint32_t layer, cons
     const uint32_t s = uint32_t(places.seq[t]);
     const int64_t n_kv = int64_t(places.pos[t]) + 1;
     scores.resize(size_t(n_kv));
-    const float* kc = cache.k(layer, s, 0);
-    const float* vc = cache.v(layer, s, 0);
     for (int64_t h = 0; h < H; ++h) {
       const int64_t g = h / group;
-      attention_head_ref(q.data() + (t * H + h) * dk, kc + g * dk, Hkv * dk, vc + g * dv, Hkv * dv, dk, dv, n_kv,
-                         c.kq_scale, scores.data(), o.data() + (t * H + h) * dv);
+      attention_head_paged(q.data() + (t * H + h) * dk, cache, layer, s, g * dk, g * dv, false, dk, dv, n_kv,
+                           c.kq_scale, scores.data(), o.data() + (t * H + h) * dv);
     }
   }
   w.wo.mul(o.data(), T, out);

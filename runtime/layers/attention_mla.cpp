@@ -5,7 +5,7 @@
 
 #include <algorithm>
 
-#include "cpu_kernels/attention_ref.h"
+#include "runtime/kv/kv_attention.h"
 #include "runtime/layers/rmsnorm.h"
 #include "runtime/layers/rope.h"
 
@@ -48,10 +48,10 @@ void attention_mla(const MlaWeights& w, const MlaConfig& c, uint32_t layer, cons
   for (int64_t t = 0; t < T; ++t) {
     const int64_t n_kv = int64_t(places.pos[t]) + 1;
     scores.resize(size_t(n_kv));
-    const float* kc = cache.k(layer, uint32_t(places.seq[t]), 0);
+    const uint32_t s = uint32_t(places.seq[t]);
     for (int64_t h = 0; h < H; ++h) {
-      attention_head_ref(qa.data() + (t * H + h) * kw, kc, kw, kc, kw, kw, L, n_kv, c.kq_scale, scores.data(),
-                         ol.data() + (t * H + h) * L);
+      attention_head_paged(qa.data() + (t * H + h) * kw, cache, layer, s, 0, 0, true, kw, L, n_kv, c.kq_scale,
+                           scores.data(), ol.data() + (t * H + h) * L);
     }
   }
 
