@@ -473,8 +473,8 @@ Status attention_prefill(const GpuKvLayer& kv, const AttnArgs& a, cudaStream_t s
     // Above 48 KiB of dynamic shared memory a kernel must opt in (MLA's
     // 576-wide key tiles need ~55 KiB; every target arch allows >= 99 KiB).
     if (smem > 48 * 1024) {
-      st = cuda_status(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
-                       "attention_prefill: shared memory opt-in");
+      (void)(st = cuda_status(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
+                              "attention_prefill: shared memory opt-in"));
       if (!st.is_ok()) return;
     }
     kernel<<<grid, kPreWarps * 32, smem, stream>>>(kv_ref(kv), a);

@@ -16,6 +16,8 @@ void register_run(CLI::App& app);
 void register_chat(CLI::App& app);
 void register_perplexity(CLI::App& app);
 void register_bench(CLI::App& app);
+void register_plan(CLI::App& app);
+void register_serve(CLI::App& app);
 
 int exit_code();
 void set_exit_code(int code);

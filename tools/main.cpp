@@ -18,6 +18,8 @@ int main(int argc, char** argv) {
   strata::tools::register_chat(app);
   strata::tools::register_perplexity(app);
   strata::tools::register_bench(app);
+  strata::tools::register_plan(app);
+  strata::tools::register_serve(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
