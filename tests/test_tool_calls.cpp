@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "runtime/chat/chat_template.h"
+#include "runtime/serve/json_schema.h"
 #include "runtime/serve/reasoning.h"
 #include "runtime/serve/tool_calls.h"
 
@@ -247,6 +248,82 @@ TEST(ToolCalls, OtherFamilies) {
   // Marker prefixes that never complete are released as content.
   r = parse_everywhere(ToolCallFormat::kHermes, "a <tool_cal");
   EXPECT_EQ(r.content, "a <tool_cal");
+}
+
+TEST(ToolCalls, ForcedNamedStreamsArgumentsUnderOneId) {
+  ToolCallParser p = ToolCallParser::forced(ToolCallFormat::kHermes, 7, "get_weather");
+  ToolCallChunk a = p.push("{\"city\": ");
+  ASSERT_EQ(a.calls.size(), 2u);
+  EXPECT_EQ(a.calls[0].name, "get_weather");
+  EXPECT_EQ(a.calls[0].id.rfind("call_", 0), 0u);
+  EXPECT_EQ(a.calls[0].arguments, "");
+  EXPECT_EQ(a.calls[1].arguments, "{\"city\": ");
+  EXPECT_TRUE(a.calls[1].id.empty() && a.calls[1].name.empty());
+  ToolCallChunk b = p.push("\"Oslo\"}");
+  ASSERT_EQ(b.calls.size(), 1u);
+  EXPECT_TRUE(b.calls[0].id.empty());
+  EXPECT_EQ(b.calls[0].arguments, "\"Oslo\"}");
+  EXPECT_TRUE(p.finish().calls.empty());
+  EXPECT_EQ(p.n_calls(), 1u);
+  EXPECT_TRUE(a.content.empty() && b.content.empty());
+  // An answer that produced nothing still is the named call (id and name).
+  ToolCallParser q = ToolCallParser::forced(ToolCallFormat::kHermes, 7, "get_weather");
+  ToolCallChunk e = q.finish();
+  ASSERT_EQ(e.calls.size(), 1u);
+  EXPECT_EQ(e.calls[0].name, "get_weather");
+}
+
+TEST(ToolCalls, ForcedRequiredDecidesAtFinish) {
+  ToolCallParser p = ToolCallParser::forced(ToolCallFormat::kMistral, 3, "");
+  EXPECT_TRUE(p.push("{\"name\": \"get_time\", ").calls.empty());
+  EXPECT_TRUE(p.push("\"arguments\": {\"zone\": \"UTC\"}}").calls.empty());
+  ParsedToolCalls got;
+  append_chunk(got, p.finish());
+  ASSERT_EQ(got.calls.size(), 1u);
+  EXPECT_EQ(got.calls[0].name, "get_time");
+  EXPECT_EQ(got.calls[0].arguments, "{\"zone\":\"UTC\"}");
+  EXPECT_EQ(got.calls[0].id.size(), 9u);  // Mistral's ids
+  EXPECT_TRUE(got.content.empty());
+  // Cut short: what was written is content, not a call.
+  ToolCallParser cut = ToolCallParser::forced(ToolCallFormat::kHermes, 3, "");
+  cut.push("{\"name\": \"get_t");
+  ToolCallChunk c = cut.finish();
+  EXPECT_TRUE(c.calls.empty());
+  EXPECT_EQ(c.content, "{\"name\": \"get_t");
+}
+
+TEST(ToolCalls, ForcedToolCallSchemas) {
+  const nlohmann::json tools = nlohmann::json::parse(R"([
+    {"type": "function", "function": {"name": "a", "parameters": {"type": "object", "properties": {"x": {"type": "integer"}}}}},
+    {"type": "function", "function": {"name": "b"}}])");
+  for (const char* c : {"null", "\"auto\"", "\"none\""}) {
+    auto r = forced_tool_call(tools, nlohmann::json::parse(c));
+    ASSERT_TRUE(r.is_ok()) << c;
+    EXPECT_FALSE(r.value().has_value()) << c;
+  }
+  auto named = forced_tool_call(tools, nlohmann::json::parse(R"({"type": "function", "function": {"name": "a"}})"));
+  ASSERT_TRUE(named.is_ok() && named.value());
+  EXPECT_EQ(named.value()->name, "a");
+  EXPECT_EQ(named.value()->schema, tools[0]["function"]["parameters"]);
+  auto no_params = forced_tool_call(tools, nlohmann::json::parse(R"({"type": "function", "function": {"name": "b"}})"));
+  ASSERT_TRUE(no_params.is_ok() && no_params.value());
+  EXPECT_EQ(no_params.value()->schema, nlohmann::json({{"type", "object"}}));
+  auto req = forced_tool_call(tools, "required");
+  ASSERT_TRUE(req.is_ok() && req.value());
+  EXPECT_TRUE(req.value()->name.empty());
+  const nlohmann::json& any = req.value()->schema.at("anyOf");
+  ASSERT_EQ(any.size(), 2u);
+  EXPECT_EQ(any[0]["properties"]["name"]["const"], "a");
+  EXPECT_EQ(any[1]["properties"]["arguments"], nlohmann::json({{"type", "object"}}));
+  EXPECT_EQ(any[0]["additionalProperties"], false);
+  // The schemas compile to constraints (the server refuses those that do not).
+  EXPECT_TRUE(compile_json_schema(req.value()->schema).is_ok());
+  auto missing = forced_tool_call(tools, nlohmann::json::parse(R"({"type": "function", "function": {"name": "c"}})"));
+  ASSERT_FALSE(missing.is_ok());
+  EXPECT_NE(missing.status().message().find("'c' is not among the tools"), std::string::npos);
+  auto none = forced_tool_call(nlohmann::json(), "required");
+  ASSERT_FALSE(none.is_ok());
+  EXPECT_NE(none.status().message().find("needs tools"), std::string::npos);
 }
 
 }  // namespace

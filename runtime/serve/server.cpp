@@ -315,6 +315,7 @@ struct Server::Impl {
     std::optional<ReasoningParser> reasoner;  // the model writes <think> blocks
     std::optional<ToolCallParser> tool_parser;  // the request gave tools
     bool parallel_tool_calls = true;
+    bool forced_call = false;  // tool_choice forced the call (cut by max_tokens: "length")
     std::string content, reasoning;
     std::vector<ToolCall> calls;
     std::vector<TokenLogprob> logprobs;
@@ -342,14 +343,10 @@ struct Server::Impl {
                                           : parse_completion_request(body, opt.limits, &pr, &err);
     if (!ok) return send_error(res, err, log.get());
     log->model = pr.model;
-    // tool_choice "required" or a named function would need the output
-    // constrained to a call; refused rather than left to chance.
-    if (pr.tool_choice.is_object() || pr.tool_choice == "required") {
-      return send_error(res,
-                        invalid_request("tool_choice", "tool_choice: only auto and none are supported by this server",
-                                        "unsupported_parameter"),
-                        log.get());
-    }
+    // tool_choice "required" or a named function: the answer is constrained
+    // to a call (tool_calls.h), never left to chance.
+    auto forced = forced_tool_call(nlohmann::json::parse(dump(pr.tools)), nlohmann::json::parse(dump(pr.tool_choice)));
+    if (!forced.is_ok()) return send_error(res, invalid_request("tool_choice", forced.status().message()), log.get());
     if (pr.tool_choice == "none") pr.tools = json();
     ModelHost::Acquired acq = host.acquire(pr.model);
     if (!acq.engine) return send_error(res, acq.error, log.get(), acq.retry_after_s);
@@ -362,7 +359,7 @@ struct Server::Impl {
                                         "unsupported_parameter"),
                         log.get());
     }
-    if (!pr.tools.is_null() && eng.tool_call_format() == ToolCallFormat::kNone) {
+    if (!pr.tools.is_null() && !forced.value() && eng.tool_call_format() == ToolCallFormat::kNone) {
       return send_error(res,
                         invalid_request("tools", "tools: model '" + eng.id() +
                                                      "' has no tool-call format strata can parse (its chat template "
@@ -383,6 +380,14 @@ struct Server::Impl {
                           log.get());
       }
       if (c.value()) constraint = std::make_shared<JsonTokenConstraint>(std::move(*c.value()), eng.token_trie());
+    }
+    if (forced.value()) {
+      auto c = compile_json_schema(forced.value()->schema, {}, "tools");
+      if (!c.is_ok()) {
+        return send_error(res, invalid_request("tools", "tool_choice: " + c.status().message(), "unsupported_schema"),
+                          log.get());
+      }
+      constraint = std::make_shared<JsonTokenConstraint>(std::move(c.value()), eng.token_trie());
     }
 
     std::vector<TokenId> prompt;
@@ -449,8 +454,14 @@ struct Server::Impl {
     a->endpoint = ep;
     a->meta = {random_id(ep == Endpoint::kChat ? "chatcmpl-" : "cmpl-"), unix_now(), eng.id()};
     a->include_usage = pr.include_usage;
-    if (ep == Endpoint::kChat && eng.has_reasoning()) a->reasoner.emplace(prompt_opens_reasoning(rendered));
-    if (ep == Endpoint::kChat && !pr.tools.is_null()) a->tool_parser.emplace(eng.tool_call_format(), id_seed);
+    if (forced.value()) {
+      // The constraint starts the answer with the call: no thinking first.
+      a->tool_parser.emplace(ToolCallParser::forced(eng.tool_call_format(), id_seed, forced.value()->name));
+      a->forced_call = true;
+    } else {
+      if (ep == Endpoint::kChat && eng.has_reasoning()) a->reasoner.emplace(prompt_opens_reasoning(rendered));
+      if (ep == Endpoint::kChat && !pr.tools.is_null()) a->tool_parser.emplace(eng.tool_call_format(), id_seed);
+    }
     a->parallel_tool_calls = pr.parallel_tool_calls;
     a->want_logprobs = pr.logprobs;
     a->n_prompt = int64_t(prompt.size());
@@ -467,7 +478,7 @@ struct Server::Impl {
         log->response_content = a->content;
         if (ev.finish == Finish::kError) return send_error(res, event_error(ev.error), log.get());
         const Usage u{ev.n_prompt, ev.n_generated};
-        const std::string finish = finish_name(ev.finish, !a->calls.empty());
+        const std::string finish = finish_of(*a, ev);
         json lp = a->want_logprobs ? (ep == Endpoint::kChat ? chat_logprobs(a->logprobs, tok)
                                                             : completion_logprobs(a->logprobs, tok, 0))
                                    : json();
@@ -530,6 +541,10 @@ struct Server::Impl {
       if (a.parallel_tool_calls || d.index == 0) out.calls.push_back(std::move(d));
     }
     return out;
+  }
+
+  static std::string finish_of(const Answer& a, const GenEvent& ev) {
+    return finish_name(ev.finish, !a.calls.empty() && !(a.forced_call && ev.finish == Finish::kLength));
   }
 
   static void add_calls(Answer& a, const std::vector<ToolCallDelta>& deltas) {
@@ -606,7 +621,7 @@ struct Server::Impl {
       a.log->status = e.status;
       out.push_back(sse(e.to_json()));
     } else {
-      const std::string finish = finish_name(ev.finish, !a.calls.empty());
+      const std::string finish = finish_of(a, ev);
       out.push_back(a.endpoint == Endpoint::kChat
                         ? sse(chat_chunk(a.meta, json::object(), finish, json(), a.include_usage))
                         : sse(completion_chunk(a.meta, "", finish, json(), a.include_usage)));

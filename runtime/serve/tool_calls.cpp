@@ -307,6 +307,9 @@ bool ToolCallParser::step_json(ToolCallChunk& out, bool final) {
 
 bool ToolCallParser::step(ToolCallChunk& out, bool final) {
   switch (mode_) {
+    case Mode::kForcedArgs:
+    case Mode::kForcedCall:  // push() and finish() decide these, never step()
+      return false;
     case Mode::kPlain:
       out.content += buf_;
       buf_.clear();
@@ -472,19 +475,80 @@ void ToolCallParser::run(ToolCallChunk& out, bool final) {
   }
 }
 
+ToolCallParser ToolCallParser::forced(ToolCallFormat format, uint64_t id_seed, std::string name) {
+  ToolCallParser p(format, id_seed);
+  p.mode_ = name.empty() ? Mode::kForcedCall : Mode::kForcedArgs;
+  p.forced_name_ = std::move(name);
+  return p;
+}
+
 ToolCallChunk ToolCallParser::push(std::string_view text) {
   ToolCallChunk out;
+  if (mode_ == Mode::kForcedArgs) {
+    if (n_calls_ == 0) {
+      n_calls_ = 1;
+      out.calls.push_back({0, new_id(), forced_name_, ""});
+    }
+    if (!text.empty()) out.calls.push_back({0, "", "", std::string(text)});
+    return out;
+  }
   buf_.append(text);
+  if (mode_ == Mode::kForcedCall) return out;
   run(out, false);
   return out;
 }
 
 ToolCallChunk ToolCallParser::finish() {
   ToolCallChunk out;
+  if (mode_ == Mode::kForcedArgs) return push("");
+  if (mode_ == Mode::kForcedCall) {
+    const ojson j = ojson::parse(buf_, nullptr, false);
+    std::string name, args;
+    if (!j.is_discarded() && call_object(j, &name, &args)) {
+      emit_call(out, std::move(name), std::move(args));
+    } else {
+      out.content = std::move(buf_);
+    }
+    buf_.clear();
+    return out;
+  }
   run(out, true);
   if (!buf_.empty() || !trim(raw_).empty()) malformed(out, buf_);
   buf_.clear();
   return out;
+}
+
+Result<std::optional<ForcedToolCall>> forced_tool_call(const nlohmann::json& tools, const nlohmann::json& choice) {
+  const bool required = choice.is_string() && choice.get<std::string>() == "required";
+  if (!required && !choice.is_object()) return std::optional<ForcedToolCall>();
+  if (!tools.is_array() || tools.empty()) {
+    return invalid_argument("tool_choice: forcing a tool call needs tools");
+  }
+  auto parameters = [](const nlohmann::json& fn) {
+    auto p = fn.find("parameters");
+    return p == fn.end() || p->is_null() ? nlohmann::json{{"type", "object"}} : *p;
+  };
+  if (required) {
+    nlohmann::json any = nlohmann::json::array();
+    for (const nlohmann::json& t : tools) {
+      const nlohmann::json& fn = t.at("function");
+      any.push_back({{"type", "object"},
+                     {"properties", {{"name", {{"const", fn.at("name")}}}, {"arguments", parameters(fn)}}},
+                     {"required", {"name", "arguments"}},
+                     {"additionalProperties", false}});
+    }
+    return std::optional<ForcedToolCall>(ForcedToolCall{"", any.size() == 1 ? any[0] : nlohmann::json{{"anyOf", any}}});
+  }
+  const nlohmann::json* want = nullptr;
+  if (auto f = choice.find("function"); f != choice.end() && f->is_object()) {
+    if (auto n = f->find("name"); n != f->end() && n->is_string()) want = &*n;
+  }
+  if (!want) return invalid_argument("tool_choice: expected {\"type\": \"function\", \"function\": {\"name\": ...}}");
+  for (const nlohmann::json& t : tools) {
+    const nlohmann::json& fn = t.at("function");
+    if (fn.at("name") == *want) return std::optional<ForcedToolCall>(ForcedToolCall{want->get<std::string>(), parameters(fn)});
+  }
+  return invalid_argument("tool_choice: function '" + want->get<std::string>() + "' is not among the tools");
 }
 
 void append_chunk(ParsedToolCalls& into, const ToolCallChunk& chunk) {

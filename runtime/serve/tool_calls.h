@@ -30,11 +30,14 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "runtime/base/rng.h"
+#include "runtime/base/status.h"
 
 namespace strata::serve {
 
@@ -67,6 +70,12 @@ class ToolCallParser {
  public:
   // `id_seed` seeds the call ids (a request's random seed; fixed in tests).
   ToolCallParser(ToolCallFormat format, uint64_t id_seed);
+  // For an answer constrained by forced_tool_call(): with a name, every byte
+  // of the answer is that function's arguments, streamed as they come (the
+  // first delta, carrying id and name, goes out with the first push); without
+  // one ("required"), the answer is {"name": N, "arguments": {..}}, decided
+  // at finish (an incomplete object, e.g. cut by max_tokens, is content).
+  static ToolCallParser forced(ToolCallFormat format, uint64_t id_seed, std::string name);
   ToolCallChunk push(std::string_view text);
   // Ends the text: releases what was held, and decides an unterminated call.
   ToolCallChunk finish();
@@ -85,6 +94,8 @@ class ToolCallParser {
     kMistralCall,  // Mistral: after [TOOL_CALLS]
     kMistralName,  // Mistral: NAME[ARGS]
     kPlain,       // everything left is content
+    kForcedArgs,  // forced(): the text is the named function's arguments
+    kForcedCall,  // forced(): the text is one {"name", "arguments"} object
   };
   void run(ToolCallChunk& out, bool final);
   bool step(ToolCallChunk& out, bool final);  // false: needs more text
@@ -106,12 +117,27 @@ class ToolCallParser {
   int depth_ = 0;
   bool in_string_ = false, escape_ = false;
   size_t n_calls_ = 0;
+  std::string forced_name_;  // kForcedArgs
 };
 
 struct ParsedToolCalls {
   std::string content;
   std::vector<ToolCall> calls;
 };
+
+// tool_choice "required" or {"type": "function", "function": {"name": N}}:
+// the call is made certain by constraining the answer (the response_format
+// machinery) instead of hoping the model writes one. Named: the answer is the
+// function's arguments, constrained to its `parameters` schema (an object
+// when it has none). "required": {"name": one of the tools' names,
+// "arguments": that tool's parameters}. nullopt for absent, "auto", "none".
+struct ForcedToolCall {
+  std::string name;       // empty for "required"
+  nlohmann::json schema;  // what the answer must match
+};
+// kInvalidArgument (message starts with "tool_choice:"): a named function
+// that is not among `tools`, or a forcing choice without tools.
+Result<std::optional<ForcedToolCall>> forced_tool_call(const nlohmann::json& tools, const nlohmann::json& tool_choice);
 
 // Folds streamed chunks into the whole result.
 void append_chunk(ParsedToolCalls& into, const ToolCallChunk& chunk);

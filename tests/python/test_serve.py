@@ -475,14 +475,85 @@ def test_tools_render_through_the_models_template(qwen3):
     chunks = list(c.chat.completions.create(model="tiny-qwen3-tools", messages=follow, max_tokens=3, tools=TOOLS,
                                             stream=True))
     assert chunks[0].choices[0].delta.role == "assistant" and chunks[-1].choices[0].finish_reason
-    with pytest.raises(openai.BadRequestError) as e:
-        c.chat.completions.create(model="tiny-qwen3-tools", messages=ask, max_tokens=2, tools=TOOLS,
-                                  tool_choice="required")
-    assert "tool_choice" in str(e.value)
     # Template variables reach the template: Qwen3 without thinking gets an empty think block.
     off = c.chat.completions.create(model="tiny-qwen3-tools", messages=ask, max_tokens=2,
                                     extra_body={"chat_template_kwargs": {"enable_thinking": False}})
     assert off.usage.prompt_tokens > plain.usage.prompt_tokens
+    c.close()
+
+
+# Bounded arguments, so a random model under the constraint always finishes.
+FORCED_TOOLS = [
+    {"type": "function", "function": {
+        "name": "get_weather", "description": "Weather of a city",
+        "parameters": {"type": "object", "additionalProperties": False, "required": ["city", "unit"],
+                       "properties": {"city": {"type": "string", "maxLength": 12},
+                                      "unit": {"enum": ["celsius", "fahrenheit"]}}}}},
+    {"type": "function", "function": {
+        "name": "get_time",
+        "parameters": {"type": "object", "additionalProperties": False, "required": ["zone"],
+                       "properties": {"zone": {"enum": ["UTC", "CET"]}}}}},
+]
+
+
+def test_forced_tool_call_round_trip(qwen3):
+    """tool_choice naming a function (or "required") constrains the answer to
+    a call: parsed back with an id, arguments valid against the tool's
+    schema, streamed with id and name only in the first delta, and sent back
+    with the tool's result for the next turn."""
+    import jsonschema
+    import openai
+    c = openai.OpenAI(base_url=qwen3.url + "/v1", api_key="x", max_retries=0)
+    ask = [{"role": "user", "content": "Weather in Paris?"}]
+    named = {"type": "function", "function": {"name": "get_weather"}}
+    r = c.chat.completions.create(model="tiny-qwen3-tools", messages=ask, max_tokens=200, tools=FORCED_TOOLS,
+                                  tool_choice=named, seed=3)
+    ch = r.choices[0]
+    assert ch.finish_reason == "tool_calls", ch
+    assert ch.message.content is None and len(ch.message.tool_calls) == 1
+    call = ch.message.tool_calls[0]
+    assert call.type == "function" and call.function.name == "get_weather"
+    assert call.id.startswith("call_") and len(call.id) == 29
+    jsonschema.validate(json.loads(call.function.arguments), FORCED_TOOLS[0]["function"]["parameters"])
+
+    chunks = list(c.chat.completions.create(model="tiny-qwen3-tools", messages=ask, max_tokens=200,
+                                            tools=FORCED_TOOLS, tool_choice=named, seed=3, stream=True))
+    deltas = [tc for k in chunks if k.choices for tc in (k.choices[0].delta.tool_calls or [])]
+    assert deltas[0].id == call.id and deltas[0].function.name == "get_weather" and deltas[0].index == 0
+    assert all(d.id is None and d.function.name is None and d.index == 0 for d in deltas[1:])
+    assert "".join(d.function.arguments or "" for d in deltas) == call.function.arguments
+    assert [k.choices[0].finish_reason for k in chunks if k.choices][-1] == "tool_calls"
+
+    any_tool = c.chat.completions.create(model="tiny-qwen3-tools", messages=ask, max_tokens=200,
+                                         tools=FORCED_TOOLS, tool_choice="required", seed=5)
+    assert any_tool.choices[0].finish_reason == "tool_calls"
+    got = any_tool.choices[0].message.tool_calls[0]
+    schema = {t["function"]["name"]: t["function"]["parameters"] for t in FORCED_TOOLS}[got.function.name]
+    jsonschema.validate(json.loads(got.function.arguments), schema)
+
+    # The round trip: the call and the tool's result go back in, the model answers.
+    follow = ask + [{"role": "assistant", "content": None,
+                     "tool_calls": [{"id": call.id, "type": "function",
+                                     "function": {"name": call.function.name,
+                                                  "arguments": call.function.arguments}}]},
+                    {"role": "tool", "tool_call_id": call.id, "content": "{\"temp_c\": 21}"}]
+    answer = c.chat.completions.create(model="tiny-qwen3-tools", messages=follow, max_tokens=4,
+                                       tools=FORCED_TOOLS)
+    assert answer.usage.prompt_tokens > r.usage.prompt_tokens + 10
+    assert answer.choices[0].finish_reason in ("stop", "length", "tool_calls")
+
+    # A cut call is not a call: finish_reason says length.
+    cut = c.chat.completions.create(model="tiny-qwen3-tools", messages=ask, max_tokens=2, tools=FORCED_TOOLS,
+                                    tool_choice=named, seed=3)
+    assert cut.choices[0].finish_reason == "length"
+    for bad, word in (({"type": "function", "function": {"name": "nope"}}, "not among the tools"),):
+        with pytest.raises(openai.BadRequestError) as e:
+            c.chat.completions.create(model="tiny-qwen3-tools", messages=ask, max_tokens=2, tools=FORCED_TOOLS,
+                                      tool_choice=bad)
+        assert word in str(e.value)
+    with pytest.raises(openai.BadRequestError) as e:
+        c.chat.completions.create(model="tiny-qwen3-tools", messages=ask, max_tokens=2, tool_choice="required")
+    assert "needs tools" in str(e.value)
     c.close()
 
 
