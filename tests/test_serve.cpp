@@ -17,8 +17,10 @@
 #include <vector>
 
 #include "runtime/gguf/gguf_reader.h"
+#include "runtime/model/plan_input.h"
 #include "runtime/models/model.h"
 #include "runtime/serve/auth.h"
+#include "runtime/serve/engine.h"
 #include "runtime/serve/metrics.h"
 #include "runtime/serve/openai_protocol.h"
 #include "runtime/serve/scheduler.h"
@@ -354,6 +356,77 @@ TEST(Metrics, ExpositionText) {
                            "strata_weight_bytes_per_token{tier=\"vram\"} 0", "strata_expert_cache_hit_ratio NaN"}) {
     EXPECT_NE(t.find(std::string(line) + "\n"), std::string::npos) << line << "\n" << t;
   }
+}
+
+// A one-node machine whose planner-usable DRAM is `usable` bytes (the
+// planner keeps 2 GiB of a small node for the system).
+HardwareProfile machine_with(uint64_t usable) {
+  HardwareProfile hw;
+  hw.name = "test machine";
+  NumaSpec n;
+  n.dram_bytes = (2ull << 30) + usable;
+  n.cores = 2;
+  hw.numa.push_back(n);
+  hw.cpu.sockets = 1;
+  hw.cpu.cores_per_socket = 2;
+  return hw;
+}
+
+TEST(Engine, PlacedByThePlannerWhichSizesTheDefaultContext) {
+  const std::string path = tiny().path + ".plan.gguf";
+  {
+    const synth::Preset* p = synth::find_preset("tiny-qwen3moe");
+    synth::MkModelOptions o;
+    o.out_path = path;
+    o.hp = p->hp;
+    o.hp.n_ctx_train = 4096;
+    o.types.base = DType::kQ8_0;
+    o.vocab_from = std::string(STRATA_SHARED_DIR) + "/data/vocab/ggml-vocab-gpt-2.gguf";
+    ASSERT_TRUE(synth::make_model(o).is_ok());
+  }
+  auto desc = model_desc_from_gguf(path);
+  ASSERT_TRUE(desc.is_ok()) << desc.status().to_string();
+  const uint64_t weights = desc.value().routed_bytes + desc.value().resident_bytes;
+  const uint64_t kv_token = desc.value().kv_bytes_per_token * 2;  // the runtime's f32 cache
+  ASSERT_GT(kv_token, 0u);
+
+  EngineOptions eo;
+  eo.model.kernels = CpuKernels::kReference;
+  eo.model.n_threads = 1;
+  eo.prefault = false;
+  eo.sched.n_parallel = 2;
+  eo.sched.n_ctx = 0;  // the planner's choice
+  // Room for the weights and 2 x 1024 tokens of KV cache, not 2 x 2048.
+  eo.hardware = machine_with(weights + kv_token * 2 * 1500);
+  {
+    auto e = Engine::load("tiny", path, eo, nullptr);
+    ASSERT_TRUE(e.is_ok()) << e.status().to_string();
+    EXPECT_EQ(e.value()->n_ctx(), 1024u);  // 4096 and 2048 do not fit
+    ASSERT_TRUE(e.value()->plan().has_value());
+    EXPECT_TRUE(e.value()->plan()->feasible);
+    EXPECT_EQ(e.value()->plan()->placement.kv_tokens, 2u * 1024);
+    EXPECT_NE(e.value()->placement_summary().find("KV cache in DRAM"), std::string::npos);
+  }
+  // A context asked for is kept, or the load fails saying what is missing.
+  eo.sched.n_ctx = 2048;
+  auto no = Engine::load("tiny", path, eo, nullptr);
+  ASSERT_FALSE(no.is_ok());
+  EXPECT_EQ(no.status().code(), StatusCode::kOutOfMemory);
+  EXPECT_NE(no.status().message().find("does not fit this machine for 2 sequences of 2048 tokens"), std::string::npos)
+      << no.status().message();
+  // Not even the weights: no context helps.
+  eo.sched.n_ctx = 0;
+  eo.hardware = machine_with(weights / 2);
+  auto none = Engine::load("tiny", path, eo, nullptr);
+  ASSERT_FALSE(none.is_ok());
+  EXPECT_EQ(none.status().code(), StatusCode::kOutOfMemory);
+  // Without a profile: the model's context, at most 4096.
+  eo.hardware.reset();
+  auto plain = Engine::load("tiny", path, eo, nullptr);
+  ASSERT_TRUE(plain.is_ok()) << plain.status().to_string();
+  EXPECT_EQ(plain.value()->n_ctx(), 4096u);
+  EXPECT_FALSE(plain.value()->plan().has_value());
+  std::remove(path.c_str());
 }
 
 }  // namespace

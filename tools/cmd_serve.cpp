@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <thread>
 
+#include "offload/calibrate.h"
+#include "offload/hardware_detect.h"
 #include "runtime/serve/server.h"
 #include "tools/commands.h"
 #include "tools/compute_options.h"
@@ -97,6 +99,16 @@ void run_serve(const ServeArgs& a) {
   eo.sched.max_queue = a.queue;
   eo.sched.prefill_chunk = a.prefill_chunk;
   so.n_http_threads = int(a.parallel + a.queue + 32);
+  // This machine as `strata plan --this-machine` sees it (topology and
+  // capacities; the measured bandwidths once it has been calibrated): every
+  // model is placed by the planner, which also sizes the default context.
+  if (auto hw = detect_hardware(); hw.is_ok()) {
+    auto cached = load_cached_profile(default_profile_path(), machine_fingerprint(hw.value()));
+    eo.hardware = cached.is_ok() ? std::move(cached.value()) : std::move(hw.value());
+  } else {
+    std::fprintf(stderr, "strata serve: warning: no hardware profile (%s); placing without the planner\n",
+                 hw.status().message().c_str());
+  }
 
   if (!is_loopback(a.host) && so.keys.empty()) {
     std::fprintf(stderr,
@@ -165,7 +177,7 @@ void register_serve(CLI::App& app) {
   cmd->add_option("--api-key-file", a->api_key_file, "Keys, one 'name:key' per line");
   cmd->add_option("--cors-origin", a->cors, "Allow browser requests from this origin (repeatable; * = any)");
   cmd->add_option("--parallel", a->parallel, "Sequences decoded together (default 4)")->check(CLI::Range(1u, 1024u));
-  cmd->add_option("-c,--ctx-size", a->ctx, "Context per sequence in tokens (default: the model's, at most 4096)")
+  cmd->add_option("-c,--ctx-size", a->ctx, "Context per sequence in tokens (default: the model's, at most 4096, halved until the planner says it fits)")
       ->check(CLI::Range(0u, 1u << 24));
   cmd->add_option("--kv-block", a->kv_block, "Positions per KV-cache block (default 16)")->check(CLI::Range(1u, 4096u));
   cmd->add_option("--kv-blocks", a->kv_blocks, "KV-cache pool size in blocks (default: every sequence at full context)");

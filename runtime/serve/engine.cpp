@@ -15,6 +15,7 @@
 #include "offload/cpu_pool.h"
 #include "offload/model_shape.h"
 #include "runtime/model/arch.h"
+#include "runtime/model/plan_input.h"
 #include "runtime/serve/reasoning.h"
 
 namespace strata::serve {
@@ -42,6 +43,28 @@ Status CountingExecutor::run(const ExpertLayer& layer, const ExpertRouting& r, f
   return inner_->run(layer, r, out);
 }
 
+Result<Plan> plan_for_serving(const ModelDesc& model, const HardwareProfile& hw, SchedulerOptions* sched,
+                              bool shrink_ctx) {
+  PlanOptions po;
+  po.gpu = -1;  // the runtime computes on the CPU
+  for (;;) {
+    po.workload.context = sched->n_ctx;
+    po.workload.n_seq = sched->n_parallel;
+    po.workload.prompt = std::max<uint32_t>(1, sched->n_ctx / 2);
+    po.workload.answer = std::max<uint32_t>(1, sched->n_ctx / 4);
+    STRATA_ASSIGN_OR_RETURN(Plan plan, plan_placement(model, hw, po));
+    if (plan.feasible) return plan;
+    if (!shrink_ctx || sched->n_ctx <= 512) {
+      std::string why;
+      for (const std::string& s : plan.shortfalls) why += (why.empty() ? "" : "; ") + s;
+      return Status(StatusCode::kOutOfMemory,
+                    model.name + " does not fit this machine for " + std::to_string(sched->n_parallel) +
+                        " sequences of " + std::to_string(sched->n_ctx) + " tokens: " + why);
+    }
+    sched->n_ctx = std::max<uint32_t>(512, sched->n_ctx / 2);
+  }
+}
+
 uint64_t available_memory_bytes() {
   std::ifstream f("/proc/meminfo");
   std::string key;
@@ -65,6 +88,26 @@ Result<std::unique_ptr<Engine>> Engine::load(const std::string& id, const std::s
   STRATA_ASSIGN_OR_RETURN(e->tmpl_info_, chat::model_chat_template(file, ""));
   STRATA_ASSIGN_OR_RETURN(chat::ChatTemplate tmpl, chat::ChatTemplate::parse(e->tmpl_info_.source));
   e->tmpl_ = std::move(tmpl);
+
+  // The context and the placement, from the planner when the machine is known.
+  SchedulerOptions so = options.sched;
+  {
+    STRATA_ASSIGN_OR_RETURN(HParams hp, read_hparams(file));
+    const bool ctx_given = so.n_ctx != 0;
+    if (!ctx_given) {
+      so.n_ctx = hp.n_ctx_train > 0 ? std::min<uint32_t>(4096, hp.n_ctx_train) : 4096;
+    } else if (hp.n_ctx_train > 0) {
+      so.n_ctx = std::min(so.n_ctx, hp.n_ctx_train);
+    }
+    so.n_ctx = std::max<uint32_t>(so.n_ctx, 8);
+    if (options.hardware) {
+      STRATA_ASSIGN_OR_RETURN(ModelDesc desc, model_desc_from_gguf(file, path));
+      desc.name = id;
+      desc.kv_bytes_per_token *= 2;  // this runtime's KV cache holds f32 entries (runtime/kv/kv_cache.h)
+      STRATA_ASSIGN_OR_RETURN(Plan plan, plan_for_serving(desc, *options.hardware, &so, !ctx_given));
+      e->plan_ = std::move(plan);
+    }
+  }
 
   // The model's own CPU executor, wrapped to count the expert bytes it reads.
   ModelOptions mo = options.model;
@@ -107,13 +150,6 @@ Result<std::unique_ptr<Engine>> Engine::load(const std::string& id, const std::s
   e->weights_resident_ = avail == 0 || e->weight_bytes_ < avail / 10 * 9;
   if (options.prefault && e->weights_resident_) m.file().prefault();
 
-  SchedulerOptions so = options.sched;
-  if (so.n_ctx == 0) {
-    so.n_ctx = m.hparams().n_ctx_train > 0 ? std::min<uint32_t>(4096, m.hparams().n_ctx_train) : 4096;
-  } else if (m.hparams().n_ctx_train > 0) {
-    so.n_ctx = std::min(so.n_ctx, m.hparams().n_ctx_train);
-  }
-  so.n_ctx = std::max<uint32_t>(so.n_ctx, 8);
   Engine* self = e.get();
   Hooks hooks;
   if (metrics) {
@@ -157,6 +193,20 @@ std::string Engine::placement_summary() const {
   o << "  KV cache: " << st.kv_blocks_max << " blocks of " << st.kv_block_positions << " positions ("
     << gib(uint64_t(st.kv_blocks_max) * st.kv_block_bytes) << " at most, allocated as used), " << so.n_parallel
     << " parallel sequences of up to " << so.n_ctx << " tokens\n";
+  if (plan_) {
+    o << "  plan (strata plan's solver on this machine's profile):\n";
+    for (const std::string& d : plan_->decisions) o << "    " << d << "\n";
+    const DecodeEstimate& one = plan_->decode_single;
+    if (one.tok_s.known()) {
+      char buf[200];
+      std::snprintf(buf, sizeof buf, "    predicted decode: %.1f tok/s for one sequence (%.1f-%.1f), %.1f tok/s for %u; "
+                    "bottleneck: %s\n", one.tok_s.value, one.tok_s.lo, one.tok_s.hi, plan_->decode_batch.tok_s.value,
+                    plan_->decode_batch.batch, one.bottleneck.c_str());
+      o << buf;
+    } else {
+      o << "    predicted speed: unknown until this machine is calibrated (strata plan --this-machine)\n";
+    }
+  }
   o << "  chat template: " << (tmpl_info_.key.empty() ? "ChatML (the model has none)" : tmpl_info_.key)
     << "; tool calls: " << (tool_format_ == ToolCallFormat::kNone ? "none" : tool_call_format_name(tool_format_))
     << "; reasoning: " << (reasoning_ ? "<think> blocks" : "none");
@@ -298,11 +348,31 @@ ModelHost::Acquired ModelHost::acquire(const std::string& id) {
                  "model", "model_does_not_fit"};
       return a;
     }
+    // The planner's verdict for the same workload, before anything is unloaded.
+    if (opt_.hardware) {
+      SchedulerOptions so = opt_.sched;
+      if (so.n_ctx == 0) so.n_ctx = 512;  // the smallest default the load may shrink to
+      auto desc = model_desc_from_gguf(entry->path);
+      if (desc.is_ok()) {
+        desc.value().name = id;
+        desc.value().kv_bytes_per_token *= 2;  // f32 entries, as in Engine::load
+        auto plan = plan_for_serving(desc.value(), *opt_.hardware, &so, false);
+        if (!plan.is_ok()) {
+          a.error = {409, "invalid_request_error", "model '" + id + "': " + plan.status().message(), "model",
+                     "model_does_not_fit"};
+          return a;
+        }
+      }
+    }
     loading_ = id;
     old = std::move(current_);
   }
   old.reset();  // unload before loading the next one
   if (Status st = load_locked_out(*entry); !st.is_ok()) {
+    if (st.code() == StatusCode::kOutOfMemory) {
+      a.error = {409, "invalid_request_error", "model '" + id + "': " + st.message(), "model", "model_does_not_fit"};
+      return a;
+    }
     a.error = {500, "server_error", "loading model '" + id + "' failed: " + st.message(), "", "model_load_failed"};
     return a;
   }

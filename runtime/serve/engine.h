@@ -15,6 +15,8 @@
 #include <vector>
 
 #include "offload/expert_executor.h"
+#include "offload/hardware.h"
+#include "offload/placement.h"
 #include "runtime/base/status.h"
 #include "runtime/chat/chat_template.h"
 #include "runtime/models/model.h"
@@ -47,9 +49,23 @@ class CountingExecutor : public ExpertExecutor {
 
 struct EngineOptions {
   ModelOptions model;         // threads, kernels (from the command line)
-  SchedulerOptions sched;     // n_ctx 0: the model's training context, at most 4096
+  SchedulerOptions sched;     // n_ctx 0: the planner's choice (see below)
   bool prefault = true;       // read the weights in before serving when they fit in memory
+  // This machine (detect_hardware, with cached calibration when there is
+  // one): the model is placed by the planner (offload/placement.h) for
+  // n_parallel sequences of n_ctx tokens. A plan that does not fit fails the
+  // load (kOutOfMemory, with what is missing); with n_ctx 0 the context is
+  // the largest of min(training context, 4096), halved down to 512, that
+  // fits. Absent: no plan, n_ctx 0 means min(training context, 4096).
+  std::optional<HardwareProfile> hardware;
 };
+
+// The serving plan: the model's weights and KV cache for `sched`'s sequences
+// on `hw` (CPU only: this runtime computes everything on the CPU). With
+// shrink_ctx, sched->n_ctx is halved (not below 512) until the plan fits.
+// kOutOfMemory when it cannot fit, saying what is missing.
+Result<Plan> plan_for_serving(const ModelDesc& model, const HardwareProfile& hw, SchedulerOptions* sched,
+                              bool shrink_ctx);
 
 class Engine {
  public:
@@ -74,6 +90,7 @@ class Engine {
   const TokenTrie& token_trie();
   // Where the weights and the KV cache live, for the start-up message.
   std::string placement_summary() const;
+  const std::optional<Plan>& plan() const { return plan_; }
 
  private:
   Engine() = default;
@@ -91,6 +108,7 @@ class Engine {
   bool weights_resident_ = false;
   ToolCallFormat tool_format_ = ToolCallFormat::kNone;
   bool reasoning_ = false;
+  std::optional<Plan> plan_;  // absent: loaded without a hardware profile
   std::once_flag trie_once_;
   std::unique_ptr<TokenTrie> trie_;
 };

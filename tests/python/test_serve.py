@@ -455,6 +455,9 @@ def qwen3(tmp_path_factory):
 def test_tools_render_through_the_models_template(qwen3):
     import openai
     assert "tool calls: hermes" in qwen3.stderr().lower() and "reasoning: <think>" in qwen3.stderr()
+    # Placed by the planner on this machine's profile.
+    assert "plan (strata plan's solver on this machine's profile)" in qwen3.stderr()
+    assert "KV cache in DRAM" in qwen3.stderr()
     c = openai.OpenAI(base_url=qwen3.url + "/v1", api_key="x", max_retries=0)
     ask = [{"role": "user", "content": "Weather in Paris?"}]
     plain = c.chat.completions.create(model="tiny-qwen3-tools", messages=ask, max_tokens=2)
