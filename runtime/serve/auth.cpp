@@ -95,4 +95,57 @@ std::optional<std::string> bearer_token(std::string_view h) {
   return std::string(t);
 }
 
+namespace {
+
+// RFC 4648 base64 with padding; nullopt for anything else.
+std::optional<std::string> base64_decode(std::string_view in) {
+  auto value = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+  };
+  if (in.empty() || in.size() % 4 != 0) return std::nullopt;
+  std::string out;
+  for (size_t i = 0; i < in.size(); i += 4) {
+    int v[4];
+    int n = 4;
+    for (int j = 0; j < 4; ++j) {
+      const char c = in[i + size_t(j)];
+      if (c == '=' && i + 4 == in.size() && j >= 2) {
+        v[j] = 0;
+        n = std::min(n, j);
+        continue;
+      }
+      if (n < 4 || (v[j] = value(c)) < 0) return std::nullopt;  // data after '=' or a stray byte
+    }
+    const uint32_t w = uint32_t(v[0]) << 18 | uint32_t(v[1]) << 12 | uint32_t(v[2]) << 6 | uint32_t(v[3]);
+    out.push_back(char(w >> 16));
+    if (n > 2) out.push_back(char(w >> 8 & 0xff));
+    if (n > 3) out.push_back(char(w & 0xff));
+  }
+  return out;
+}
+
+}  // namespace
+
+std::optional<std::string> presented_key(std::string_view h) {
+  constexpr std::string_view kBasic = "Basic ";
+  bool basic = h.size() > kBasic.size();
+  for (size_t i = 0; basic && i < kBasic.size(); ++i) {
+    basic = std::tolower(static_cast<unsigned char>(h[i])) == std::tolower(static_cast<unsigned char>(kBasic[i]));
+  }
+  if (!basic) return bearer_token(h);
+  std::string_view t = h.substr(kBasic.size());
+  while (!t.empty() && t.front() == ' ') t.remove_prefix(1);
+  while (!t.empty() && (t.back() == ' ' || t.back() == '\r')) t.remove_suffix(1);
+  std::optional<std::string> user_pass = base64_decode(t);
+  if (!user_pass) return std::nullopt;
+  const size_t colon = user_pass->find(':');
+  if (colon == std::string::npos || colon + 1 == user_pass->size()) return std::nullopt;
+  return user_pass->substr(colon + 1);
+}
+
 }  // namespace strata::serve

@@ -36,5 +36,9 @@ class KeyStore {
 
 // The token of an "Authorization: Bearer TOKEN" header value.
 std::optional<std::string> bearer_token(std::string_view header);
+// The key an Authorization header presents: a Bearer token (API clients), or
+// the password of "Basic base64(user:password)" (a browser opening the web
+// page asks for it once and sends it with the page's own requests).
+std::optional<std::string> presented_key(std::string_view header);
 
 }  // namespace strata::serve

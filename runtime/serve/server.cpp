@@ -152,17 +152,18 @@ struct Server::Impl {
       res.status = 204;
       return httplib::Server::HandlerResponse::Handled;
     }
-    // Public: the health probe and the web page's static files (they hold no
-    // data; every API call the page makes carries the key).
-    const bool is_public = req.path == "/health" || find_web_asset(req.path) != nullptr;
-    if (opt.keys.empty() || is_public) return httplib::Server::HandlerResponse::Unhandled;
+    // Public: the health probe only. The web page asks the browser for the
+    // key (HTTP Basic, any user name, the key as password), and the browser
+    // sends it again with the page's own API requests.
+    if (opt.keys.empty() || req.path == "/health") return httplib::Server::HandlerResponse::Unhandled;
     std::optional<std::string> name;
-    if (auto token = bearer_token(req.get_header_value("Authorization"))) name = opt.keys.match(*token);
+    if (auto token = presented_key(req.get_header_value("Authorization"))) name = opt.keys.match(*token);
     if (!name) {
       auto log = start_log(req);
       ApiError e{401, "authentication_error",
                  "Incorrect or missing API key: send it as 'Authorization: Bearer KEY'", "", "invalid_api_key"};
-      res.set_header("WWW-Authenticate", "Bearer");
+      const bool page = find_web_asset(req.path) != nullptr;
+      res.set_header("WWW-Authenticate", page ? "Basic realm=\"strata\", charset=\"UTF-8\"" : "Bearer");
       send_error(res, e, log.get());
       return httplib::Server::HandlerResponse::Handled;
     }
@@ -420,11 +421,27 @@ struct Server::Impl {
                         log.get());
     }
 
+    // An explicit max_tokens beyond the context is refused, as OpenAI does;
+    // without one the answer may use all the room left.
+    const char* asked = body.contains("max_completion_tokens") ? "max_completion_tokens"
+                        : body.contains("max_tokens")           ? "max_tokens"
+                                                                : nullptr;
+    if (asked && pr.max_tokens && int64_t(*pr.max_tokens) > room) {
+      return send_error(res,
+                        invalid_request(asked,
+                                        "This model's maximum context length is " + std::to_string(n_ctx) +
+                                            " tokens; the prompt takes " + std::to_string(prompt.size()) + " and " +
+                                            asked + " asks for " + std::to_string(*pr.max_tokens) + " more (at most " +
+                                            std::to_string(room) + ")",
+                                        "context_length_exceeded"),
+                        log.get());
+    }
+
     GenRequest g;
     g.prompt = prompt;
     g.sampling = pr.sampling;
     if (!pr.has_seed) g.sampling.seed = std::random_device{}() ^ (uint64_t(std::random_device{}()) << 32);
-    // max_tokens is capped by the context left after the prompt.
+    // Without max_tokens, the context left after the prompt.
     g.max_tokens = int32_t(std::min<int64_t>(pr.max_tokens.value_or(int32_t(room)), room));
     g.stop = pr.stop;
     g.top_logprobs = pr.logprobs ? pr.top_logprobs : -1;

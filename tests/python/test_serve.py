@@ -293,6 +293,11 @@ BAD = [
      {**GOOD, "messages": [{"role": "user", "content": "x" * 100000}]}, 413, "request_too_large", "too large"),
     ("prompt longer than the context", "/v1/completions", {"model": "tiny", "prompt": list(range(1, 5000))}, 400,
      "context_length_exceeded", "maximum context length"),
+    ("max_tokens beyond the context", "/v1/chat/completions", {**GOOD, "max_tokens": 10 ** 6}, 400,
+     "context_length_exceeded", "maximum context length"),
+    ("max_completion_tokens beyond the context", "/v1/chat/completions",
+     {**GOOD, "max_tokens": None, "max_completion_tokens": 10 ** 6}, 400, "context_length_exceeded",
+     "max_completion_tokens asks for"),
     ("token id out of vocabulary", "/v1/completions", {"model": "tiny", "prompt": [1, 999999]}, 400, None,
      "outside the vocabulary"),
     ("legacy without prompt", "/v1/completions", {"model": "tiny"}, 400, None, "prompt: required"),
@@ -373,6 +378,23 @@ def test_api_keys_and_audit_log(keyed):
         assert x["latency_ms"] >= 0 and re.match(r"\d{4}-\d\d-\d\dT", x["time"])
         assert "request_content" not in x and "Be brief" not in json.dumps(x)  # content only with --audit-content
     assert any(x["status"] == 401 and x["key"] is None for x in lines)
+
+
+def test_web_page_needs_the_key_too(keyed):
+    """Only /health is public: a browser is asked for the key (HTTP Basic,
+    the key as password) and sends it with the page's API requests."""
+    s, _ = keyed
+    r = requests.get(s.url + "/")
+    assert r.status_code == 401 and r.headers["WWW-Authenticate"].startswith("Basic realm=")
+    assert r.json()["error"]["type"] == "authentication_error"
+    assert requests.get(s.url + "/app.js").status_code == 401
+    assert requests.get(s.url + "/", auth=("me", "sk-alice-12")).status_code == 401
+    page = requests.get(s.url + "/", auth=("me", "sk-alice-123"))
+    assert page.status_code == 200 and "<html" in page.text.lower()
+    assert requests.get(s.url + "/app.js", auth=("", "sk-bob-456")).status_code == 200
+    assert requests.post(s.url + "/v1/chat/completions", json=GOOD, auth=("browser", "sk-bob-456")).status_code == 200
+    for bad in ("Basic !!!!", "Basic c2stYm9iLTQ1Ng==", "Basic Om5vcGU="):  # not base64; no colon; wrong key
+        assert requests.get(s.url + "/v1/models", headers={"Authorization": bad}).status_code == 401, bad
 
 
 def test_cors_only_for_the_allowed_origin(keyed):
