@@ -9,6 +9,7 @@
 #include <map>
 
 #include "offload/model_catalog.h"
+#include "offload/numa_partition.h"
 
 namespace strata {
 namespace {
@@ -41,10 +42,10 @@ std::string ranges(const std::vector<uint32_t>& v) {
   return s;
 }
 
-// Where the experts kept in DRAM go: per layer, expert by expert, to the node
-// whose load relative to its weight is lowest and that has room (ties: lower
-// index). Uniform traffic, so each node's traffic share is its expert share.
-// Isolated so the shared partition (offload/numa_partition.h) can take its place.
+// Where the experts kept in DRAM go: the runtime's own partition
+// (offload/numa_partition.h), so the plan shows what the CPU executor will
+// do. Traffic is unknown on paper (experts equally popular); each node's
+// share of the routed reads is the mean of its per-layer shares.
 struct NumaSplit {
   std::vector<uint64_t> node_bytes;
   std::vector<double> traffic;
@@ -54,28 +55,27 @@ struct NumaSplit {
 NumaSplit numa_split(const std::vector<uint64_t>& capacity, const std::vector<double>& weight,
                      const std::vector<uint64_t>& expert_bytes_per_layer, uint32_t experts_per_layer) {
   const size_t N = capacity.size();
-  NumaSplit r;
-  r.node_bytes.assign(N, 0);
-  std::vector<double> count(N, 0);
-  double total = 0;
-  for (uint64_t eb : expert_bytes_per_layer) {
+  std::vector<NumaNodeBudget> nodes(N);
+  for (size_t i = 0; i < N; ++i) nodes[i] = {capacity[i], weight[i]};
+  std::vector<ExpertBytes> experts;
+  experts.reserve(expert_bytes_per_layer.size() * experts_per_layer);
+  for (size_t l = 0; l < expert_bytes_per_layer.size(); ++l) {
     for (uint32_t e = 0; e < experts_per_layer; ++e) {
-      size_t best = N;
-      for (size_t i = 0; i < N; ++i) {
-        if (r.node_bytes[i] + eb > capacity[i]) continue;
-        if (best == N || count[i] / weight[i] < count[best] / weight[best]) best = i;
-      }
-      if (best == N) {
-        r.ok = false;
-        return r;
-      }
-      r.node_bytes[best] += eb;
-      count[best] += 1;
-      total += 1;
+      experts.push_back({static_cast<int>(l), static_cast<int>(e), expert_bytes_per_layer[l], -1});
     }
   }
+  NumaSplit r;
+  auto part = partition_experts(nodes, experts);
+  if (!part.is_ok()) {
+    r.ok = false;
+    return r;
+  }
+  r.node_bytes = part.value().node_bytes;
+  const double layers = static_cast<double>(std::max<size_t>(expert_bytes_per_layer.size(), 1));
   r.traffic.assign(N, 0);
-  for (size_t i = 0; i < N; ++i) r.traffic[i] = total > 0 ? count[i] / total : 1.0 / N;
+  for (size_t i = 0; i < N; ++i) {
+    r.traffic[i] = experts.empty() ? 1.0 / static_cast<double>(N) : part.value().node_traffic[i] / layers;
+  }
   return r;
 }
 
