@@ -88,12 +88,14 @@ def run_round(url, model, c, n_tokens, seed0, temperature=1.0):
 def start_server(args):
     model = args.model_file
     if args.make_model:
-        model = os.path.join(args.workdir, f"{args.make_model}-{args.layers}l.gguf")
+        skew = f"-skew{args.routing_skew:g}" if args.routing_skew else ""
+        model = os.path.join(args.workdir, f"{args.make_model}-{args.layers}l{skew}.gguf")
         if not os.path.exists(model):
             vocab = os.path.join(args.shared, "data", "vocab", "ggml-vocab-gpt-2.gguf")
             print(f"making {model} ...", file=sys.stderr)
             subprocess.run([args.strata, "mkmodel", "--preset", args.make_model, "--layers", str(args.layers),
-                            "--vocab-from", vocab, "-q", "-o", model], check=True)
+                            "--vocab-from", vocab, "--routing-skew", str(args.routing_skew), "-q", "-o", model],
+                           check=True)
     cmd = [args.strata, "serve", "-m", model, "--port", "0", "--parallel", str(max(args.concurrency_list)),
            "--ctx-size", str(args.ctx)]
     if args.threads:
@@ -122,6 +124,8 @@ def main():
     ap.add_argument("--model-file", help="GGUF to serve (with --strata)")
     ap.add_argument("--make-model", help="mkmodel preset to serve (with --strata)")
     ap.add_argument("--layers", type=int, default=8)
+    ap.add_argument("--routing-skew", type=float, default=0,
+                    help="with --make-model: some experts far more popular (1-2: like real models)")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--ctx", type=int, default=512)
     ap.add_argument("--workdir", default=tempfile.gettempdir())

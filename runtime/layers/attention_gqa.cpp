@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "runtime/kv/kv_attention.h"
+#include "runtime/layers/compute_context.h"
 #include "runtime/layers/rmsnorm.h"
 #include "runtime/layers/rope.h"
 
@@ -43,17 +44,15 @@ void attention_gqa(const GqaWeights& w, const GqaConfig& c, uint32_t layer, cons
 
   // Heads h of a group share kv head h / (H / Hkv).
   const int64_t group = H / Hkv;
-  std::vector<float> o(size_t(T * H * dv)), scores;
-  for (int64_t t = 0; t < T; ++t) {
-    const uint32_t s = uint32_t(places.seq[t]);
+  std::vector<float> o(size_t(T * H * dv));
+  const int64_t max_kv = T > 0 ? int64_t(*std::max_element(places.pos, places.pos + T)) + 1 : 1;
+  // Every (token, head) is independent: split over the pool.
+  for_each_item(w.wq.ctx, T * H, max_kv * (dk + dv), max_kv, [&](int64_t i, float* scores) {
+    const int64_t t = i / H, h = i % H, g = h / group;
     const int64_t n_kv = int64_t(places.pos[t]) + 1;
-    scores.resize(size_t(n_kv));
-    for (int64_t h = 0; h < H; ++h) {
-      const int64_t g = h / group;
-      attention_head_paged(q.data() + (t * H + h) * dk, cache, layer, s, g * dk, g * dv, false, dk, dv, n_kv,
-                           c.kq_scale, scores.data(), o.data() + (t * H + h) * dv);
-    }
-  }
+    attention_head_paged(q.data() + i * dk, cache, layer, uint32_t(places.seq[t]), g * dk, g * dv, false, dk, dv, n_kv,
+                         c.kq_scale, scores, o.data() + i * dv);
+  });
   w.wo.mul(o.data(), T, out);
 }
 

@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "runtime/kv/kv_attention.h"
+#include "runtime/layers/compute_context.h"
 #include "runtime/layers/rmsnorm.h"
 #include "runtime/layers/rope.h"
 
@@ -44,16 +45,14 @@ void attention_mla(const MlaWeights& w, const MlaConfig& c, uint32_t layer, cons
     }
   }
 
-  std::vector<float> ol(size_t(T * H * L)), scores;
-  for (int64_t t = 0; t < T; ++t) {
-    const int64_t n_kv = int64_t(places.pos[t]) + 1;
-    scores.resize(size_t(n_kv));
-    const uint32_t s = uint32_t(places.seq[t]);
-    for (int64_t h = 0; h < H; ++h) {
-      attention_head_paged(qa.data() + (t * H + h) * kw, cache, layer, s, 0, 0, true, kw, L, n_kv, c.kq_scale,
-                           scores.data(), ol.data() + (t * H + h) * L);
-    }
-  }
+  std::vector<float> ol(size_t(T * H * L));
+  const int64_t max_kv = T > 0 ? int64_t(*std::max_element(places.pos, places.pos + T)) + 1 : 1;
+  // Every (token, head) is independent: split over the pool.
+  for_each_item(w.wkv_a_mqa.ctx, T * H, max_kv * (kw + L), max_kv, [&](int64_t i, float* scores) {
+    const int64_t t = i / H;
+    attention_head_paged(qa.data() + i * kw, cache, layer, uint32_t(places.seq[t]), 0, 0, true, kw, L,
+                         int64_t(places.pos[t]) + 1, c.kq_scale, scores, ol.data() + i * L);
+  });
 
   std::vector<float> o(size_t(T * H * V));
   for (int64_t h = 0; h < H; ++h) w.wv_b.slice(h).mul_strided(ol.data() + h * L, H * L, T, o.data() + h * V, H * V);

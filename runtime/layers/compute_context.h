@@ -32,4 +32,12 @@ void pack_activations(ComputeContext& ctx, ActPack& a, DType w_type, int64_t n_i
 // too small to pay for waking the threads, or without a pool.
 void for_output_rows(ComputeContext* ctx, int64_t n_out, int64_t macs_per_row, FnRef<void(int64_t, int64_t)> fn);
 
+// fn(item, scratch) for items [0, n) that are independent of each other
+// (attention heads of a batch), each call with a private scratch of
+// `scratch_floats` floats: split over the pool when the work (n x
+// macs_per_item) pays for waking the threads, else on the calling thread.
+// Results do not depend on the split.
+void for_each_item(ComputeContext* ctx, int64_t n, int64_t macs_per_item, int64_t scratch_floats,
+                   FnRef<void(int64_t, float*)> fn);
+
 }  // namespace strata

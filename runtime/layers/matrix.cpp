@@ -41,6 +41,23 @@ void for_output_rows(ComputeContext* ctx, int64_t n_out, int64_t macs_per_row, F
   pool->parallel_for(n_out, grain, [&](int64_t b, int64_t e, int) { fn(b, e); });
 }
 
+void for_each_item(ComputeContext* ctx, int64_t n, int64_t macs_per_item, int64_t scratch_floats,
+                   FnRef<void(int64_t, float*)> fn) {
+  CpuPool* pool = ctx ? ctx->pool.get() : nullptr;
+  if (!pool || pool->n_threads() == 1 || n < 2 || n * macs_per_item < kMinParallelMacs) {
+    std::vector<float> scratch(size_t(std::max<int64_t>(scratch_floats, 1)));
+    for (int64_t i = 0; i < n; ++i) fn(i, scratch.data());
+    return;
+  }
+  const int n_threads = pool->n_threads();
+  std::vector<float> scratch(size_t(n_threads) * size_t(std::max<int64_t>(scratch_floats, 1)));
+  const int64_t grain = std::max<int64_t>(1, n / (4 * n_threads));
+  pool->parallel_for(n, grain, [&](int64_t b, int64_t e, int thread) {
+    float* mine = scratch.data() + size_t(thread) * size_t(std::max<int64_t>(scratch_floats, 1));
+    for (int64_t i = b; i < e; ++i) fn(i, mine);
+  });
+}
+
 void Matrix::mul_strided(const float* x, int64_t x_stride, int64_t n_rows, float* y, int64_t y_stride) const {
   if (!ctx || ctx->kernels == CpuKernels::kReference || !qgemm_supports(type)) {
     for_output_rows(ctx, n_out, n_in * n_rows, [&](int64_t b, int64_t e) {
