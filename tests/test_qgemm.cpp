@@ -16,6 +16,7 @@
 #include "cpu_kernels/cpu_isa.h"
 #include "cpu_kernels/matmul_ref.h"
 #include "cpu_kernels/qgemm.h"
+#include "cpu_kernels/vec_f32.h"
 #include "cpu_kernels/qgemm_internal.h"
 #include "cpu_kernels/quant_ref.h"
 #include "runtime/base/half.h"
@@ -335,6 +336,42 @@ TEST(CpuIsa, OverridesAndErrors) {
 TEST(QgemmAmx, TileKernels) {
   if (!detect_cpu_features().amx_int8) GTEST_SKIP() << "AMX: this CPU lacks amx_int8";
   GTEST_SKIP() << "AMX: no tile kernels yet; kAmx runs the AVX-512 kernels, tested above";
+}
+
+// The attention vector ops of every CPU path this machine runs, against a
+// double-precision sum on odd lengths (tails, masks) and unaligned starts.
+TEST(VecF32, EveryPathMatchesAWideSum) {
+  Xoshiro256 rng(11);
+  std::vector<float> a(1100), b(1100), y(1100), y0(1100);
+  for (float& v : a) v = float(uniform(rng, -1, 1));
+  for (float& v : b) v = float(uniform(rng, -1, 1));
+  for (float& v : y0) v = float(uniform(rng, -1, 1));
+  int paths = 0;
+  for (const char* isa : {"scalar", "avx2", "avx512"}) {
+    if (!set_cpu_isa(isa).is_ok()) continue;  // this CPU lacks it
+    ++paths;
+    const VecF32Ops& ops = vec_f32_ops();
+    EXPECT_STREQ(ops.name, isa);
+    for (int64_t n : {0, 1, 7, 8, 15, 16, 17, 31, 33, 63, 64, 65, 128, 129, 576, 1000}) {
+      for (int64_t off : {0, 3}) {
+        double want = 0, mag = 0;
+        for (int64_t i = 0; i < n; ++i) {
+          want += double(a[size_t(off + i)]) * b[size_t(off + i)];
+          mag += std::abs(double(a[size_t(off + i)]) * b[size_t(off + i)]);
+        }
+        EXPECT_NEAR(ops.dot(a.data() + off, b.data() + off, n), want, 1e-6 * mag + 1e-7) << isa << " n=" << n;
+        y = y0;
+        ops.axpy(0.37f, a.data() + off, y.data() + off, n);
+        for (int64_t i = 0; i < 1100; ++i) {
+          const bool in = i >= off && i < off + n;
+          const double w = in ? double(y0[size_t(i)]) + 0.37 * a[size_t(i)] : y0[size_t(i)];
+          ASSERT_NEAR(y[size_t(i)], w, 1e-6) << isa << " n=" << n << " i=" << i;  // nothing outside touched
+        }
+      }
+    }
+  }
+  ASSERT_TRUE(set_cpu_isa("auto").is_ok());
+  EXPECT_GE(paths, 1);
 }
 
 }  // namespace
