@@ -111,4 +111,7 @@ void fill_nominal_nvme(StorageSpec& s, const NvmePart& part);
 // leading vendor/brand words removed ("NVIDIA GeForce RTX 4090 D" -> "rtx4090d").
 std::string catalog_key(const std::string& name);
 
+// Levenshtein distance, for "did you mean" in catalog and hardware-file errors.
+size_t edit_distance(const std::string& a, const std::string& b);
+
 }  // namespace strata
