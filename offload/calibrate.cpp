@@ -663,13 +663,21 @@ Status kernel_probe(HardwareProfile& p, const Topology& topo, DType type, const 
 }
 #endif
 
-void probe_kernels(HardwareProfile& p, const Topology& topo, const CalibrateOptions& o) {
+// Whether this build's kernel probe can measure weights of type t.
+bool kernel_probe_supports(DType t) {
 #ifdef STRATA_HAVE_QGEMM
-  const std::vector<DType> types = o.quick ? std::vector<DType>{DType::kQ4_K, DType::kQ8_0}
-                                           : std::vector<DType>{DType::kQ4_K, DType::kQ5_K, DType::kQ6_K,
-                                                                DType::kQ8_0, DType::kBF16};
+  return qgemm_supports(t) && can_quantize(t);
+#else
+  (void)t;
+  return false;
+#endif
+}
+
+void probe_kernel_list(HardwareProfile& p, const Topology& topo, const CalibrateOptions& o,
+                       const std::vector<DType>& types) {
+#ifdef STRATA_HAVE_QGEMM
   for (DType t : types) {
-    if (!qgemm_supports(t) || !can_quantize(t)) continue;
+    if (!kernel_probe_supports(t)) continue;
     Status st = kernel_probe(p, topo, t, o);
     if (!st.is_ok())
       p.assumptions.push_back("CPU kernel probe for " + std::string(dtype_name(t)) + " failed: " + st.message());
@@ -677,8 +685,20 @@ void probe_kernels(HardwareProfile& p, const Topology& topo, const CalibrateOpti
 #else
   (void)topo;
   (void)o;
+  (void)types;
   p.assumptions.push_back("CPU kernel rates not measured: this build has no fast CPU kernels (cpu_kernels/qgemm.h)");
 #endif
+}
+
+// The usual types (quick: the two most common expert types) and the model's.
+void probe_kernels(HardwareProfile& p, const Topology& topo, const CalibrateOptions& o) {
+  std::vector<DType> types = o.quick ? std::vector<DType>{DType::kQ4_K, DType::kQ8_0}
+                                     : std::vector<DType>{DType::kQ4_K, DType::kQ5_K, DType::kQ6_K,
+                                                          DType::kQ8_0, DType::kBF16};
+  for (DType t : o.kernel_types) {
+    if (std::find(types.begin(), types.end(), t) == types.end()) types.push_back(t);
+  }
+  probe_kernel_list(p, topo, o, types);
 }
 
 }  // namespace
@@ -766,7 +786,20 @@ Result<HardwareProfile> this_machine_profile(const CalibrateOptions& o) {
     auto cached = load_cached_profile(path, fp);
     if (cached.is_ok()) {
       progress(o, "using measurements cached in " + path + " (--recalibrate to measure again)");
-      return cached;
+      // Kernel rates the cache lacks for the model's types: measured now, kept.
+      std::vector<DType> missing;
+      for (DType t : o.kernel_types) {
+        const bool have = std::any_of(cached.value().cpu_kernels.begin(), cached.value().cpu_kernels.end(),
+                                      [&](const KernelRate& k) { return k.type == t; });
+        if (!have && kernel_probe_supports(t)) missing.push_back(t);
+      }
+      if (missing.empty() || !o.probe_kernels) return cached;
+      STRATA_ASSIGN_OR_RETURN(Topology topo, Topology::this_machine());
+      HardwareProfile p = std::move(cached).value();
+      probe_kernel_list(p, topo, o, missing);
+      Status st = store_cached_profile(path, p);
+      if (!st.is_ok()) progress(o, "could not save the measurements: " + st.message());
+      return p;
     }
     if (cached.status().code() != StatusCode::kNotFound)
       progress(o, "ignoring the profile cache: " + cached.status().message());

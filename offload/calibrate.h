@@ -8,8 +8,10 @@
 #include <cstdint>
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include "offload/hardware.h"
+#include "runtime/base/dtype.h"
 #include "runtime/base/status.h"
 
 namespace strata {
@@ -26,6 +28,10 @@ struct CalibrateOptions {
   // Empty: a temporary file in the profile cache's directory.
   std::string storage_path;
   bool probe_dram = true, probe_gpu = true, probe_storage = true, probe_kernels = true;
+  // Weight types whose CPU kernel rates must be measured besides the usual
+  // ones (the planned model's): a cached profile without them gets them
+  // probed and stored, so a plan never falls back to assuming them.
+  std::vector<DType> kernel_types;
   std::FILE* progress = stderr;  // one line per probe; nullptr: silent
   // Sizes and durations; 0 = automatic (see calibrate.cpp).
   uint64_t dram_bytes = 0;       // buffer per DRAM probe: max(4 x LLC, 1 GiB), quick max(2 x LLC, 256 MiB), <= 1/4 node memory

@@ -371,6 +371,12 @@ void run(const PlanArgs& a) {
   std::vector<HardwareProfile> profiles;
   CalibrateOptions co;
   if (a.this_machine) {
+    // The model's own weight types get their kernel rates measured.
+    for (const TensorDesc& t : rep.model.shape.tensors) {
+      if (t.n_dims >= 2 && std::find(co.kernel_types.begin(), co.kernel_types.end(), t.dtype) == co.kernel_types.end()) {
+        co.kernel_types.push_back(t.dtype);
+      }
+    }
     co.quick = a.quick;
     co.recalibrate = a.recalibrate;
     co.profile_path = default_profile_path();
