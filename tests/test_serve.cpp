@@ -39,33 +39,36 @@ struct Loaded {
   std::optional<Tokenizer> tok;
 };
 
+Loaded load_tiny(int n_threads) {
+  Loaded x;
+  const synth::Preset* p = synth::find_preset("tiny-qwen3moe");
+  synth::MkModelOptions o;
+  o.out_path = ::testing::TempDir() + "strata_serve_" + std::to_string(::getpid()) + "_" + std::to_string(n_threads) +
+               ".gguf";
+  o.hp = p->hp;
+  o.types.base = DType::kQ8_0;
+  o.vocab_from = std::string(STRATA_SHARED_DIR) + "/data/vocab/ggml-vocab-gpt-2.gguf";
+  o.seed = 4;
+  auto r = synth::make_model(o);
+  EXPECT_TRUE(r.is_ok()) << r.status().to_string();
+  auto f = gguf::GgufModel::open(o.out_path);
+  EXPECT_TRUE(f.is_ok()) << f.status().to_string();
+  ModelOptions mo;
+  mo.kernels = CpuKernels::kReference;  // the scalar oracle: batch-independent bit for bit
+  mo.n_threads = n_threads;
+  auto m = Model::load(std::move(f.value()), mo);
+  EXPECT_TRUE(m.is_ok()) << m.status().to_string();
+  x.model = std::move(m.value());
+  auto t = Tokenizer::from_gguf(x.model->file());
+  EXPECT_TRUE(t.is_ok());
+  x.tok = std::move(t.value());
+  x.path = o.out_path;
+  std::remove(o.out_path.c_str());  // the mapping stays valid
+  return x;
+}
+
 Loaded& tiny() {
-  static Loaded l = [] {
-    Loaded x;
-    const synth::Preset* p = synth::find_preset("tiny-qwen3moe");
-    synth::MkModelOptions o;
-    o.out_path = ::testing::TempDir() + "strata_serve_" + std::to_string(::getpid()) + ".gguf";
-    o.hp = p->hp;
-    o.types.base = DType::kQ8_0;
-    o.vocab_from = std::string(STRATA_SHARED_DIR) + "/data/vocab/ggml-vocab-gpt-2.gguf";
-    o.seed = 4;
-    auto r = synth::make_model(o);
-    EXPECT_TRUE(r.is_ok()) << r.status().to_string();
-    auto f = gguf::GgufModel::open(o.out_path);
-    EXPECT_TRUE(f.is_ok()) << f.status().to_string();
-    ModelOptions mo;
-    mo.kernels = CpuKernels::kReference;  // the scalar oracle: batch-independent bit for bit
-    mo.n_threads = 1;
-    auto m = Model::load(std::move(f.value()), mo);
-    EXPECT_TRUE(m.is_ok()) << m.status().to_string();
-    x.model = std::move(m.value());
-    auto t = Tokenizer::from_gguf(x.model->file());
-    EXPECT_TRUE(t.is_ok());
-    x.tok = std::move(t.value());
-    x.path = o.out_path;
-    std::remove(o.out_path.c_str());  // the mapping stays valid
-    return x;
-  }();
+  static Loaded l = load_tiny(1);
   return l;
 }
 
@@ -174,6 +177,47 @@ TEST(Scheduler, BatchedAnswersEqualEachAlone) {
   so.n_ctx = 128;
   so.prefill_chunk = 8;  // the long prompts are read in chunks between decode steps
   expect_same_as_alone(so, false);
+}
+
+// Seeded sampling: each request's tokens are the same whether it runs alone
+// on one thread or batched with others and drawn in parallel on two.
+TEST(Scheduler, SampledAnswersDoNotDependOnBatchingOrThreads) {
+  Loaded two = load_tiny(2);
+  const auto ps = prompts(*two.tok);
+  auto request = [&](size_t i) {
+    GenRequest g;
+    g.prompt = ps[i];
+    g.sampling.temp = 0.9f;
+    g.sampling.top_p = 0.95f;
+    g.sampling.seed = 100 + i;
+    g.max_tokens = 10;
+    return g;
+  };
+  std::vector<std::string> alone;
+  {
+    SchedulerOptions so;
+    so.n_parallel = 1;
+    so.n_ctx = 128;
+    Scheduler s(*tiny().model, *tiny().tok, so);
+    s.start();
+    for (size_t i = 0; i < ps.size(); ++i) {
+      auto sub = s.submit(request(i));
+      ASSERT_TRUE(sub.stream);
+      alone.push_back(drain(*sub.stream).text);
+    }
+  }
+  SchedulerOptions so;
+  so.n_parallel = uint32_t(ps.size());
+  so.n_ctx = 128;
+  Scheduler s(*two.model, *two.tok, so);
+  s.start();
+  std::vector<std::shared_ptr<GenStream>> streams;
+  for (size_t i = 0; i < ps.size(); ++i) streams.push_back(s.submit(request(i)).stream);
+  for (size_t i = 0; i < ps.size(); ++i) {
+    ASSERT_TRUE(streams[i]);
+    EXPECT_EQ(drain(*streams[i]).text, alone[i]) << "request " << i;
+  }
+  EXPECT_EQ(two.model->pool().n_threads(), 2);
 }
 
 TEST(Scheduler, PreemptedSequencesAreRecomputedExactly) {

@@ -371,9 +371,10 @@ void run(const PlanArgs& a) {
   std::vector<HardwareProfile> profiles;
   CalibrateOptions co;
   if (a.this_machine) {
-    // The model's own weight types get their kernel rates measured.
+    // The model's own weight types get their kernel rates measured (not
+    // f32: routers and norms only; attention's rate has its own estimate).
     for (const TensorDesc& t : rep.model.shape.tensors) {
-      if (t.n_dims >= 2 && std::find(co.kernel_types.begin(), co.kernel_types.end(), t.dtype) == co.kernel_types.end()) {
+      if (t.n_dims >= 2 && t.dtype != DType::kF32 && std::find(co.kernel_types.begin(), co.kernel_types.end(), t.dtype) == co.kernel_types.end()) {
         co.kernel_types.push_back(t.dtype);
       }
     }

@@ -117,6 +117,9 @@ class Model {
   void set_profile(ForwardProfile* profile) { profile_ = profile; }
   // The pool products run on (never null after load) and the kernels they use.
   const CpuPool& pool() const { return *ctx_->pool; }
+  // The pool and kernels as layers use them, for work between forwards
+  // (sampling rows in parallel); never during a forward.
+  ComputeContext* compute() { return ctx_.get(); }
   CpuKernels kernels() const { return ctx_->kernels; }
 
   Model(const Model&) = delete;

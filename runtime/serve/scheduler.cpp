@@ -8,6 +8,8 @@
 #include <cmath>
 #include <unordered_map>
 
+#include "runtime/layers/compute_context.h"
+
 namespace strata::serve {
 
 struct Scheduler::Seq {
@@ -243,14 +245,17 @@ void Scheduler::finish(Seq& s, Finish f, Status err) {
   if (hooks_.on_finish) hooks_.on_finish(s.n_prompt, s.n_generated);
 }
 
-void Scheduler::sample(Seq& s, const float* logits, int32_t n_vocab) {
+TokenId Scheduler::draw(Seq& s, const float* logits, int32_t n_vocab, float* scratch) {
   const float* l = logits;
   if (s.req.constraint) {
-    work_.assign(logits, logits + n_vocab);
-    s.req.constraint->mask(work_.data(), n_vocab);
-    l = work_.data();
+    std::copy(logits, logits + n_vocab, scratch);
+    s.req.constraint->mask(scratch, n_vocab);
+    l = scratch;
   }
-  const TokenId id = s.sampler.sample(l, n_vocab);
+  return s.sampler.sample(l, n_vocab);
+}
+
+void Scheduler::take(Seq& s, TokenId id, const float* logits, int32_t n_vocab) {
   s.sampler.accept(id);
   ++s.n_generated;
   if (!s.got_first) {
@@ -361,11 +366,21 @@ bool Scheduler::step() {
   kv_used_.store(cache_.n_blocks_used());
   kv_bytes_.store(cache_.bytes_allocated());
   const Logits& lg = r.value();
+  std::vector<std::pair<Seq*, const float*>> rows;
   for (int64_t row = 0; row < lg.n_rows(); ++row) {
-    const int32_t slot = batch.seqs()[size_t(lg.batch_index[size_t(row)])];
-    Seq* s = by_slot[slot];
-    if (s->done) continue;
-    sample(*s, lg.row(row), lg.n_vocab);
+    Seq* s = by_slot[batch.seqs()[size_t(lg.batch_index[size_t(row)])]];
+    if (!s->done) rows.emplace_back(s, lg.row(row));
+  }
+  // Each sequence draws from its own sampler (and constraint): the rows are
+  // independent, so they are drawn over the model's pool (sorting a large
+  // vocabulary per row is not free), then taken in row order here.
+  std::vector<TokenId> ids(rows.size());
+  const int32_t n_vocab = lg.n_vocab;
+  for_each_item(model_.compute(), int64_t(rows.size()), int64_t(n_vocab) * 16, n_vocab, [&](int64_t i, float* scratch) {
+    ids[size_t(i)] = draw(*rows[size_t(i)].first, rows[size_t(i)].second, n_vocab, scratch);
+  });
+  for (size_t i = 0; i < rows.size(); ++i) {
+    take(*rows[i].first, ids[i], rows[i].second, n_vocab);
     ++rep.n_sampled;
   }
   retire();

@@ -158,7 +158,11 @@ class Scheduler {
   void loop();
   bool step();  // false: nothing to do
   void finish(Seq& s, Finish f, Status err = Status::ok());
-  void sample(Seq& s, const float* logits, int32_t n_vocab);
+  // A row's token: constraint mask (into `scratch`, n_vocab floats) and the
+  // sequence's own sampler; touches only s, so rows draw in parallel.
+  static TokenId draw(Seq& s, const float* logits, int32_t n_vocab, float* scratch);
+  // The drawn token into the sequence: events, stops, finish (in row order).
+  void take(Seq& s, TokenId id, const float* logits, int32_t n_vocab);
 
   Model& model_;
   Tokenizer tok_;
@@ -177,7 +181,6 @@ class Scheduler {
   std::atomic<uint64_t> kv_bytes_{0}, n_steps_{0}, n_preempted_{0};
   uint64_t next_arrival_ = 0;
   std::thread worker_;
-  std::vector<float> work_;  // one logits row being masked
 };
 
 }  // namespace strata::serve
