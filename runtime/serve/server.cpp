@@ -7,9 +7,15 @@
 // sequence cancelled.
 #include "runtime/serve/server.h"
 
+#include <arpa/inet.h>
+#include <dirent.h>
 #include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <atomic>
+#include <cerrno>
+#include <cstdlib>
 #include <random>
 
 #include "runtime/chat/session.h"
@@ -45,6 +51,54 @@ class JsonTokenConstraint : public TokenConstraint {
   const TokenTrie& trie_;
   std::vector<uint8_t> mask_;
 };
+
+// The socket of the connection a request came on, found by both of its
+// addresses among this process's sockets (cpp-httplib 0.11 exposes neither
+// the socket nor a closed check); -1 if none matches. Valid while the
+// request's handler runs: the server closes the connection only after it.
+int connection_fd(const httplib::Request& req) {
+  DIR* dir = opendir("/proc/self/fd");
+  if (!dir) return -1;
+  auto text = [](const sockaddr_storage& a, int* port) -> std::string {
+    char buf[INET6_ADDRSTRLEN] = {};
+    if (a.ss_family == AF_INET) {
+      const auto& v4 = reinterpret_cast<const sockaddr_in&>(a);
+      *port = ntohs(v4.sin_port);
+      return inet_ntop(AF_INET, &v4.sin_addr, buf, sizeof buf) ? buf : "";
+    }
+    if (a.ss_family == AF_INET6) {
+      const auto& v6 = reinterpret_cast<const sockaddr_in6&>(a);
+      *port = ntohs(v6.sin6_port);
+      return inet_ntop(AF_INET6, &v6.sin6_addr, buf, sizeof buf) ? buf : "";
+    }
+    return "";
+  };
+  int found = -1;
+  while (dirent* e = readdir(dir)) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    const int fd = std::atoi(e->d_name);
+    sockaddr_storage peer{}, local{};
+    socklen_t pl = sizeof peer, ll = sizeof local;
+    if (getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &pl) != 0) continue;
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &ll) != 0) continue;
+    int peer_port = -1, local_port = -1;
+    if (text(peer, &peer_port) == req.remote_addr && peer_port == req.remote_port &&
+        text(local, &local_port) == req.local_addr && local_port == req.local_port) {
+      found = fd;
+      break;
+    }
+  }
+  closedir(dir);
+  return found;
+}
+
+// The client closed its end (an orderly close reads as 0 bytes; a reset as
+// an error). Pipelined bytes of a next request read as data: still open.
+bool peer_closed(int fd) {
+  char c;
+  const ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
 
 bool has_control_text(const Tokenizer& tok, const std::string& text) {
   for (TokenId id : tok.tokenize(text, {.add_special = false, .parse_special = true})) {
@@ -484,10 +538,24 @@ struct Server::Impl {
     a->n_prompt = int64_t(prompt.size());
     if (pr.stream) return stream_answer(res, a);
 
+    // Not streamed: nothing is written until the end, so the connection is
+    // watched instead; a client that leaves stops its sequence within a step.
+    const int fd = connection_fd(req);
+    auto next_check = Clock::now();
     std::vector<GenEvent> evs;
     for (;;) {
       evs.clear();
-      if (!a->stream->wait(&evs, 1000ms)) continue;
+      const bool got = a->stream->wait(&evs, 50ms);
+      if (fd >= 0 && Clock::now() >= next_check) {
+        next_check = Clock::now() + 50ms;
+        if (peer_closed(fd)) {
+          a->stream->cancel();
+          log->status = 499;
+          res.status = 499;
+          return;
+        }
+      }
+      if (!got) continue;
       for (GenEvent& ev : evs) {
         collect(*a, ev);
         if (!ev.done) continue;

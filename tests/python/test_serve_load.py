@@ -112,6 +112,26 @@ def test_disconnect_frees_the_slot_within_a_second(server):
     assert waited < 1.0, f"slot freed after {time.time() - t0:.2f} s"
 
 
+def test_disconnect_of_a_whole_answer_frees_the_slot(server):
+    """Not streamed: nothing is written until the end, yet a client that
+    leaves stops its sequence (the server watches the connection)."""
+    body = json.dumps(chat_body(3000, temperature=0, stream=False)).encode()
+    s = socket.create_connection(("127.0.0.1", server.port))
+    s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+              b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    t0 = time.time()
+    while server.metrics()["strata_running_sequences"] != 1:
+        assert time.time() - t0 < 10, server.metrics()
+        time.sleep(0.02)
+    s.close()
+    t0 = time.time()
+    waited = wait_idle(server, 5)
+    assert waited < 1.0, f"slot freed after {time.time() - t0:.2f} s"
+    # The server goes on answering.
+    r = requests.post(server.url + "/v1/chat/completions", json=chat_body(2, stream=False), timeout=30)
+    assert r.status_code == 200
+
+
 def test_queue_full_gets_429_while_streams_continue(model):
     s = ServerProc("-m", model, "--parallel", 1, "--queue", 1)
     try:
