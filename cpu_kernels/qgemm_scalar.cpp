@@ -4,6 +4,7 @@
 // (weight row, activation row) pair, the integer sum of each block is exact
 // and is scaled and accumulated in block order.
 #include <cstring>
+#include <type_traits>
 
 #include "cpu_kernels/qgemm_internal.h"
 #include "runtime/base/half.h"
@@ -11,14 +12,17 @@
 namespace strata::qgemm_detail {
 namespace {
 
-// Q4_K: x = d*sc*q - dmin*m per sub-block of 32, q in [0,16).
-float dot_q4_k(const uint8_t* w, const ActPack& x, int64_t r, int64_t nb) {
+// Q4_K: x = d*sc*q - dmin*m per sub-block of 32, q in [0,16). Q5_K is the
+// same with a 5th bit (bit j of qh[l] for sub-block j).
+template <class Block>
+float dot_k4_family(const uint8_t* w, const ActPack& x, int64_t r, int64_t nb) {
+  constexpr bool kFifthBit = std::is_same_v<Block, BlockQ5_K>;
   const int8_t* xq = x.q(r);
   const float* xd = x.d(r);
   const int16_t* xs = x.bsums(r);
   float sumf = 0.0f, summ = 0.0f;
-  for (int64_t b = 0; b < nb; ++b, w += sizeof(BlockQ4_K), xq += kQK_K, xs += 16) {
-    BlockQ4_K blk;
+  for (int64_t b = 0; b < nb; ++b, w += sizeof(Block), xq += kQK_K, xs += 16) {
+    Block blk;
     std::memcpy(&blk, w, sizeof blk);
     uint8_t sc[8], m[8];
     unpack_scale_min_k4(blk.scales, sc, m);
@@ -28,7 +32,11 @@ float dot_q4_k(const uint8_t* w, const ActPack& x, int64_t r, int64_t nb) {
       const int shift = 4 * (j % 2);
       const int8_t* a = xq + 32 * kQ4KPairPos[j];
       int32_t s = 0;
-      for (int l = 0; l < 32; ++l) s += ((qs[l] >> shift) & 0xF) * a[l];
+      for (int l = 0; l < 32; ++l) {
+        int q = (qs[l] >> shift) & 0xF;
+        if constexpr (kFifthBit) q |= ((blk.qh[l] >> j) & 1) << 4;
+        s += q * a[l];
+      }
       isum += sc[j] * s;
       msum += m[j] * (xs[2 * j] + xs[2 * j + 1]);
     }
@@ -38,31 +46,12 @@ float dot_q4_k(const uint8_t* w, const ActPack& x, int64_t r, int64_t nb) {
   return sumf - summ;
 }
 
-// Q5_K: Q4_K with a 5th bit (bit j of qh[l] for sub-block j).
+float dot_q4_k(const uint8_t* w, const ActPack& x, int64_t r, int64_t nb) {
+  return dot_k4_family<BlockQ4_K>(w, x, r, nb);
+}
+
 float dot_q5_k(const uint8_t* w, const ActPack& x, int64_t r, int64_t nb) {
-  const int8_t* xq = x.q(r);
-  const float* xd = x.d(r);
-  const int16_t* xs = x.bsums(r);
-  float sumf = 0.0f, summ = 0.0f;
-  for (int64_t b = 0; b < nb; ++b, w += sizeof(BlockQ5_K), xq += kQK_K, xs += 16) {
-    BlockQ5_K blk;
-    std::memcpy(&blk, w, sizeof blk);
-    uint8_t sc[8], m[8];
-    unpack_scale_min_k4(blk.scales, sc, m);
-    int32_t isum = 0, msum = 0;
-    for (int j = 0; j < 8; ++j) {
-      const uint8_t* qs = blk.qs + 32 * (j / 2);
-      const int shift = 4 * (j % 2);
-      const int8_t* a = xq + 32 * kQ4KPairPos[j];
-      int32_t s = 0;
-      for (int l = 0; l < 32; ++l) s += (((qs[l] >> shift) & 0xF) | (((blk.qh[l] >> j) & 1) << 4)) * a[l];
-      isum += sc[j] * s;
-      msum += m[j] * (xs[2 * j] + xs[2 * j + 1]);
-    }
-    sumf += (f16_to_f32(blk.d) * xd[b]) * static_cast<float>(isum);
-    summ += (f16_to_f32(blk.dmin) * xd[b]) * static_cast<float>(msum);
-  }
-  return sumf - summ;
+  return dot_k4_family<BlockQ5_K>(w, x, r, nb);
 }
 
 // Q6_K: x = d*sc*(q - 32) per sub-block of 16; the -32 is folded in through
