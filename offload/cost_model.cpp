@@ -433,6 +433,13 @@ double CostModel::prefill_part(const Placement& p, uint32_t prompt, uint32_t uba
     const double params = double(tensor_elems(t)), bytes = double(t.n_bytes);
     bool on_gpu = false;
     if (gpu) on_gpu = t.layer >= 0 ? p.layer_on_gpu(static_cast<uint32_t>(t.layer), d.n_layer) : p.output_on_gpu;
+    if (t.role == TensorRole::kOutput) {
+      // A prompt needs logits of the last position of each micro-batch only
+      // (the runtime computes no others): one row per micro-batch.
+      const double n_ub = n_full + (rest > 0 ? 1 : 0);
+      resident += n_ub * (on_gpu ? bytes / g.mem : cpu_matmul_s(t.dtype, params, bytes, 1, dram_all, 1.0, which));
+      continue;
+    }
     if (t.role == TensorRole::kRoutedExpert) {
       const double pe = params / d.n_expert, be = bytes / d.n_expert;
       if (gpu && gpu_exp.count(static_cast<uint32_t>(t.layer))) {
