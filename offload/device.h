@@ -16,6 +16,7 @@
 #include <string>
 #include <string_view>
 
+#include "cpu_kernels/moe_route.h"
 #include "cpu_kernels/rope.h"
 #include "runtime/base/dtype.h"
 #include "runtime/base/status.h"
@@ -130,16 +131,8 @@ struct DeviceAttention {
 };
 
 // Routing as runtime/layers/moe_ffn.h's MoeConfig describes it.
-struct DeviceRouteConfig {
-  bool sigmoid = false;
-  int32_t n_expert = 0;
-  int32_t n_used = 0;
-  bool norm_w = false;
-  float w_scale = 1.0f;
-  int32_t n_groups = 0;
-  int32_t n_group_used = 0;
-  bool group_top2 = true;
-};
+// Routing of the route op: the CPU kernels' (cpu_kernels/moe_route.h).
+using DeviceRouteConfig = MoeRouteParams;
 
 class Device {
  public:

@@ -21,7 +21,6 @@
 #include "cpu_kernels/matmul_ref.h"
 #include "cpu_kernels/norm.h"
 #include "cpu_kernels/quant_ref.h"
-#include "cpu_kernels/softmax.h"
 #include "offload/device.h"
 #include "runtime/base/half.h"
 
@@ -111,64 +110,6 @@ struct CapturedOp {
 struct CpuGraph final : DeviceGraph {
   std::vector<CapturedOp> ops;
 };
-
-// Routing as runtime/layers/moe_ffn.cpp's moe_route defines it (offload may
-// not depend on runtime; the tests check the two agree).
-void route_row(const DeviceRouteConfig& c, const float* logits, const float* bias, int32_t* ids, float* weights) {
-  const int32_t n = c.n_expert;
-  std::vector<float> probs(logits, logits + n);
-  std::vector<float> sel(static_cast<size_t>(n));
-  if (c.sigmoid) {
-    for (auto& p : probs) p = sigmoid(p);
-  } else {
-    softmax_inplace(probs.data(), n);
-  }
-  for (int32_t i = 0; i < n; ++i) sel[size_t(i)] = bias ? probs[size_t(i)] + bias[i] : probs[size_t(i)];
-  auto best_untaken = [](const float* x, int32_t m, const std::vector<bool>& taken) {
-    int32_t best = -1;
-    for (int32_t i = 0; i < m; ++i) {
-      if (taken[size_t(i)]) continue;
-      if (best < 0 || x[i] > x[best]) best = i;
-    }
-    return best;
-  };
-  if (c.n_groups > 1 && c.n_group_used < c.n_groups) {
-    const int32_t per = n / c.n_groups;
-    std::vector<float> gscore(size_t(c.n_groups));
-    for (int32_t g = 0; g < c.n_groups; ++g) {
-      const float* s = sel.data() + g * per;
-      float a = -INFINITY, b = -INFINITY;
-      for (int32_t i = 0; i < per; ++i) {
-        if (s[i] > a) {
-          b = a;
-          a = s[i];
-        } else if (s[i] > b) {
-          b = s[i];
-        }
-      }
-      gscore[size_t(g)] = !c.group_top2 || per < 2 ? a : a + b;
-    }
-    std::vector<bool> keep(size_t(c.n_groups), false);
-    for (int32_t k = 0; k < c.n_group_used; ++k) keep[size_t(best_untaken(gscore.data(), c.n_groups, keep))] = true;
-    for (int32_t g = 0; g < c.n_groups; ++g) {
-      if (!keep[size_t(g)]) std::fill(sel.begin() + g * per, sel.begin() + (g + 1) * per, -INFINITY);
-    }
-  }
-  std::vector<bool> taken(size_t(n), false);
-  float sum = 0.0f;
-  for (int32_t k = 0; k < c.n_used; ++k) {
-    const int32_t e = best_untaken(sel.data(), n, taken);
-    taken[size_t(e)] = true;
-    ids[k] = e;
-    weights[k] = probs[size_t(e)];
-    sum += probs[size_t(e)];
-  }
-  if (c.norm_w) {
-    sum = std::max(sum, 6.103515625e-5f);
-    for (int32_t k = 0; k < c.n_used; ++k) weights[k] /= sum;
-  }
-  for (int32_t k = 0; k < c.n_used; ++k) weights[k] *= c.w_scale;
-}
 
 float load16(DType t, const void* base, int64_t i) {
   const uint16_t b = static_cast<const uint16_t*>(base)[i];
@@ -391,8 +332,9 @@ class CpuDevice final : public Device {
       return invalid_argument("route: expected 1 <= n_used <= n_expert and groups dividing the experts");
     }
     push(s, [=] {
+      std::vector<float> scratch(size_t(2 * c.n_expert));
       for (int64_t r = 0; r < n_rows; ++r) {
-        route_row(c, logits + r * c.n_expert, bias, ids + r * c.n_used, weights + r * c.n_used);
+        moe_route_row(c, logits + r * c.n_expert, bias, ids + r * c.n_used, weights + r * c.n_used, scratch.data());
       }
     });
     return Status::ok();
