@@ -41,6 +41,21 @@ struct LayerPlace {
   std::vector<const uint8_t*> gate, up, down;
 };
 
+// Every expert of `l` where the file has it, computed by node 0.
+void point_at_file(LayerPlace& p, const ExpertLayer& l) {
+  p.gate_src = l.gate.data;
+  p.n_expert = l.n_expert();
+  p.node.assign(size_t(p.n_expert), 0);
+  p.gate.resize(size_t(p.n_expert));
+  p.up.resize(size_t(p.n_expert));
+  p.down.resize(size_t(p.n_expert));
+  for (int64_t e = 0; e < p.n_expert; ++e) {
+    p.gate[size_t(e)] = static_cast<const uint8_t*>(l.gate.data) + uint64_t(e) * l.gate.expert_bytes;
+    p.up[size_t(e)] = static_cast<const uint8_t*>(l.up.data) + uint64_t(e) * l.up.expert_bytes;
+    p.down[size_t(e)] = static_cast<const uint8_t*>(l.down.data) + uint64_t(e) * l.down.expert_bytes;
+  }
+}
+
 // One unit of work: output rows [o_begin, o_end) of expert e.
 struct Item {
   int32_t e;
@@ -118,17 +133,7 @@ Status CpuExpertExecutor::place_layers(std::span<const ExpertLayer> layers) {
     if (l.layer < 0) return invalid_argument("expert executor: expected a layer index >= 0, got " + std::to_string(l.layer));
     if (size_t(l.layer) >= places_.size()) places_.resize(size_t(l.layer) + 1);
     LayerPlace& p = places_[size_t(l.layer)];
-    p.gate_src = l.gate.data;
-    p.n_expert = l.n_expert();
-    p.node.assign(size_t(p.n_expert), 0);
-    p.gate.resize(size_t(p.n_expert));
-    p.up.resize(size_t(p.n_expert));
-    p.down.resize(size_t(p.n_expert));
-    for (int64_t e = 0; e < p.n_expert; ++e) {
-      p.gate[size_t(e)] = static_cast<const uint8_t*>(l.gate.data) + uint64_t(e) * l.gate.expert_bytes;
-      p.up[size_t(e)] = static_cast<const uint8_t*>(l.up.data) + uint64_t(e) * l.up.expert_bytes;
-      p.down[size_t(e)] = static_cast<const uint8_t*>(l.down.data) + uint64_t(e) * l.down.expert_bytes;
-    }
+    point_at_file(p, l);
   }
   if (!numa_active() || layers.empty()) return Status::ok();
 
@@ -218,17 +223,7 @@ const LayerPlace& CpuExpertExecutor::place_for(const ExpertLayer& l) {
   }
   // Not placed (an executor used without place_layers): the bytes where they are.
   LayerPlace& p = scratch_place_;
-  p.gate_src = l.gate.data;
-  p.n_expert = l.n_expert();
-  p.node.assign(size_t(p.n_expert), 0);
-  p.gate.resize(size_t(p.n_expert));
-  p.up.resize(size_t(p.n_expert));
-  p.down.resize(size_t(p.n_expert));
-  for (int64_t e = 0; e < p.n_expert; ++e) {
-    p.gate[size_t(e)] = static_cast<const uint8_t*>(l.gate.data) + uint64_t(e) * l.gate.expert_bytes;
-    p.up[size_t(e)] = static_cast<const uint8_t*>(l.up.data) + uint64_t(e) * l.up.expert_bytes;
-    p.down[size_t(e)] = static_cast<const uint8_t*>(l.down.data) + uint64_t(e) * l.down.expert_bytes;
-  }
+  point_at_file(p, l);
   return p;
 }
 
