@@ -57,20 +57,6 @@ Result<uint64_t> parse_byte_size(std::string_view text) {
   return static_cast<uint64_t>(bytes);
 }
 
-std::string format_bytes(uint64_t bytes) {
-  static const char* kUnits[] = {"KiB", "MiB", "GiB", "TiB"};
-  if (bytes < 1024) return std::to_string(bytes) + " B";
-  double v = double(bytes);
-  int u = -1;
-  while (v >= 1024.0 && u < 3) {
-    v /= 1024.0;
-    ++u;
-  }
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.2f %s", v, kUnits[u]);
-  return buf;
-}
-
 DeviceBuffer& DeviceBuffer::operator=(DeviceBuffer&& o) noexcept {
   if (this != &o) {
     reset();

@@ -18,6 +18,7 @@
 
 #include "cpu_kernels/moe_route.h"
 #include "cpu_kernels/rope.h"
+#include "runtime/base/bytes.h"
 #include "runtime/base/dtype.h"
 #include "runtime/base/status.h"
 
@@ -28,8 +29,6 @@ namespace strata {
 // unit for bytes; case-insensitive, one optional space before the unit.
 // Errors name the text and what was expected.
 Result<uint64_t> parse_byte_size(std::string_view text);
-// "1.50 GiB", "512.00 MiB", "17 B".
-std::string format_bytes(uint64_t bytes);
 
 enum class DeviceKind : uint8_t { kCpu, kCuda };
 enum class MemKind : uint8_t {

@@ -9,18 +9,9 @@
 #include <set>
 
 #include "offload/topology.h"
+#include "runtime/base/bytes.h"
 
 namespace strata {
-namespace {
-
-std::string gib(uint64_t b) {
-  char buf[48];
-  std::snprintf(buf, sizeof buf, "%.2f GiB", double(b) / double(1ull << 30));
-  return buf;
-}
-
-}  // namespace
-
 Result<NumaPartition> partition_experts(std::span<const NumaNodeBudget> nodes, std::span<const ExpertBytes> experts) {
   if (nodes.empty()) return invalid_argument("NUMA partition: expected at least one node, got none");
   uint64_t capacity = 0, need = 0;
@@ -43,8 +34,8 @@ Result<NumaPartition> partition_experts(std::span<const NumaNodeBudget> nodes, s
     need += experts[i].bytes;
   }
   if (need > capacity) {
-    return out_of_memory("NUMA partition: the experts need " + gib(need) + " but the " + std::to_string(nodes.size()) +
-                         " node(s) hold " + gib(capacity) + ": " + gib(need - capacity) + " (" +
+    return out_of_memory("NUMA partition: the experts need " + format_bytes(need) + " but the " + std::to_string(nodes.size()) +
+                         " node(s) hold " + format_bytes(capacity) + ": " + format_bytes(need - capacity) + " (" +
                          std::to_string(need - capacity) + " bytes) short");
   }
 

@@ -9,12 +9,12 @@
 #include <string>
 
 #include "offload/model_shape.h"
+#include "runtime/base/bytes.h"
 #include "runtime/eval/bandwidth_probe.h"
 #include "runtime/eval/bench.h"
 #include "runtime/tokenizer/tokenizer.h"
 #include "tools/commands.h"
 #include "tools/compute_options.h"
-#include "tools/format.h"
 
 namespace strata::tools {
 namespace {
@@ -196,13 +196,13 @@ void run(const BenchArgs& a) {
   for (const auto& r : results) {
     const bool tg = r.kind == BenchKind::kGeneration;
     std::printf("| %s | %s | %s | CPU | %s | %s | %s | %s | %s |\n", model_name.c_str(),
-                human_bytes(f.total_tensor_bytes()).c_str(), fmt("%.2f B", double(n_params) / 1e9).c_str(),
+                format_bytes(f.total_tensor_bytes()).c_str(), fmt("%.2f B", double(n_params) / 1e9).c_str(),
                 r.name().c_str(), fmt("%.2f ± %.2f", r.mean_tok_per_s(), r.stddev_tok_per_s()).c_str(),
-                tg ? human_bytes(roles.active_bytes_per_token).c_str() : "-", tg ? fmt("%.2f", gbps(r)).c_str() : "-",
+                tg ? format_bytes(roles.active_bytes_per_token).c_str() : "-", tg ? fmt("%.2f", gbps(r)).c_str() : "-",
                 tg && probe->median_gbps > 0 ? fmt("%.1f%%", 100 * gbps(r) / probe->median_gbps).c_str() : "-");
   }
   std::printf("\nDRAM read probe: %.2f GB/s (median of %zu passes over %s, %d threads, %s loads)\n",
-              probe->median_gbps, probe->gbps.size(), human_bytes(probe->buffer_bytes).c_str(), probe->n_threads,
+              probe->median_gbps, probe->gbps.size(), format_bytes(probe->buffer_bytes).c_str(), probe->n_threads,
               probe->kernel);
   std::printf("compute: %s\n", compute_summary(m).c_str());
   if (a.profile) print_profile(results, m);

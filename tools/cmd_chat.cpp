@@ -13,12 +13,12 @@
 #include <random>
 #include <sstream>
 
+#include "runtime/base/bytes.h"
 #include "runtime/chat/session.h"
 #include "runtime/models/model.h"
 #include "runtime/tokenizer/tokenizer.h"
 #include "tools/commands.h"
 #include "tools/compute_options.h"
-#include "tools/format.h"
 #include "tools/line_editor.h"
 #include "tools/load_progress.h"
 
@@ -325,10 +325,10 @@ void run_chat(const ChatArgs& a) {
   // answer on page faults; a model larger than free memory streams instead.
   const uint64_t weights = m.file().total_tensor_bytes(), avail = available_memory_bytes();
   if (avail == 0 || weights < avail / 10 * 9) {
-    progress.stage("reading " + human_bytes(weights) + " of weights");
+    progress.stage("reading " + format_bytes(weights) + " of weights");
     m.file().prefault([&](uint64_t done, uint64_t total) { progress.bytes(done, total); });
   } else {
-    progress.stage("weights (" + human_bytes(weights) + ") exceed free memory (" + human_bytes(avail) +
+    progress.stage("weights (" + format_bytes(weights) + ") exceed free memory (" + format_bytes(avail) +
                    "): read from disk as used");
   }
   progress.done();

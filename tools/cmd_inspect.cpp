@@ -5,10 +5,10 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "runtime/base/bytes.h"
 #include "runtime/gguf/gguf_reader.h"
 #include "runtime/model/arch.h"
 #include "tools/commands.h"
-#include "tools/format.h"
 
 namespace strata::tools {
 namespace {
@@ -231,7 +231,7 @@ void run_inspect(const InspectOptions& opt) {
   }
 
   std::printf("file:           %s (%zu part%s, %s)\n", opt.path.c_str(), model.parts().size(),
-              model.parts().size() == 1 ? "" : "s", human_bytes(model.total_file_bytes()).c_str());
+              model.parts().size() == 1 ? "" : "s", format_bytes(model.total_file_bytes()).c_str());
   std::printf("gguf:           version %u, %zu tensors, %zu metadata keys, alignment %u\n", model.first().version,
               model.tensors().size(), model.first().kv.size(), model.first().alignment);
   // Text from the file is untrusted: escape what a terminal should not see.
@@ -263,7 +263,7 @@ void run_inspect(const InspectOptions& opt) {
     for (size_t i = 0; i < model.tensors().size(); ++i) {
       const auto& t = model.tensors()[i];
       std::printf("%-40s %-8s %-24s %12s  %s\n", safe(t.name).c_str(), std::string(dtype_name(t.dtype)).c_str(),
-                  t.shape_string().c_str(), human_bytes(t.n_bytes).c_str(),
+                  t.shape_string().c_str(), format_bytes(t.n_bytes).c_str(),
                   std::string(tensor_role_name(shape.tensors[i].role)).c_str());
     }
   }
@@ -273,20 +273,20 @@ void run_inspect(const InspectOptions& opt) {
     if (roles.count[r] == 0) continue;
     double pct = roles.total_bytes ? 100.0 * roles.bytes[r] / roles.total_bytes : 0.0;
     std::printf("  %-16s %12s  %5.1f%%  (%" PRIu64 " tensors, %" PRIu64 " bytes)\n",
-                std::string(tensor_role_name(static_cast<TensorRole>(r))).c_str(), human_bytes(roles.bytes[r]).c_str(),
+                std::string(tensor_role_name(static_cast<TensorRole>(r))).c_str(), format_bytes(roles.bytes[r]).c_str(),
                 pct, roles.count[r], roles.bytes[r]);
   }
-  std::printf("  %-16s %12s\n", "total", human_bytes(roles.total_bytes).c_str());
+  std::printf("  %-16s %12s\n", "total", format_bytes(roles.total_bytes).c_str());
   if (roles.of(TensorRole::kRoutedExpert) > 0) {
     std::printf("routed experts per layer:\n");
     for (size_t il = 0; il < roles.routed_bytes_per_layer.size(); ++il) {
       uint64_t b = roles.routed_bytes_per_layer[il];
-      if (b) std::printf("  layer %-4zu %12s  (%" PRIu64 " bytes)\n", il, human_bytes(b).c_str(), b);
+      if (b) std::printf("  layer %-4zu %12s  (%" PRIu64 " bytes)\n", il, format_bytes(b).c_str(), b);
     }
   }
   double pct = roles.total_bytes ? 100.0 * roles.active_bytes_per_token / roles.total_bytes : 0.0;
   std::printf("active bytes per token: %s (%.1f%% of weights; %" PRIu64 " bytes)\n",
-              human_bytes(roles.active_bytes_per_token).c_str(), pct, roles.active_bytes_per_token);
+              format_bytes(roles.active_bytes_per_token).c_str(), pct, roles.active_bytes_per_token);
 }
 
 }  // namespace

@@ -5,10 +5,10 @@
 #include <cstdio>
 
 #include "cpu_kernels/quant_ref.h"
+#include "runtime/base/bytes.h"
 #include "runtime/synth/mkmodel.h"
 #include "runtime/synth/presets.h"
 #include "tools/commands.h"
-#include "tools/format.h"
 
 namespace strata::tools {
 namespace {
@@ -105,8 +105,8 @@ class ProgressBar {
     std::string bar(fill, '=');
     if (fill < width) bar += '>' + std::string(width - fill - 1, ' ');
     std::fprintf(stderr, "%s[%s] %3d%% %s / %s  %s/s  eta %.0fs  %s%s", tty_ ? "\r" : "", bar.c_str(), pct,
-                 human_bytes(p.bytes_done).c_str(), human_bytes(p.bytes_total).c_str(),
-                 human_bytes(static_cast<uint64_t>(rate)).c_str(), eta, p.tensor.c_str(), tty_ ? "\033[K" : "\n");
+                 format_bytes(p.bytes_done).c_str(), format_bytes(p.bytes_total).c_str(),
+                 format_bytes(static_cast<uint64_t>(rate)).c_str(), eta, p.tensor.c_str(), tty_ ? "\033[K" : "\n");
     if (tty_ && p.bytes_done == p.bytes_total) std::fprintf(stderr, "\n");
   }
 
@@ -165,7 +165,7 @@ void run_mkmodel(const MkModelArgs& a) {
   }
   std::printf("wrote %s: %s (%s), %u layers, %llu tensors, %s of tensor data, vocabulary %u\n", a.out.c_str(),
               std::string(preset->name).c_str(), std::string(arch_name(opt.hp.arch)).c_str(), opt.hp.n_layer,
-              static_cast<unsigned long long>(report->n_tensors), human_bytes(report->tensor_bytes).c_str(),
+              static_cast<unsigned long long>(report->n_tensors), format_bytes(report->tensor_bytes).c_str(),
               report->n_vocab);
 }
 

@@ -10,11 +10,11 @@
 #include <sstream>
 
 #include "offload/model_shape.h"
+#include "runtime/base/bytes.h"
 #include "runtime/models/generate.h"
 #include "runtime/tokenizer/tokenizer.h"
 #include "tools/commands.h"
 #include "tools/compute_options.h"
-#include "tools/format.h"
 
 namespace strata::tools {
 namespace {
@@ -131,7 +131,7 @@ void run(const RunArgs& a) {
                "steps in %.1f ms (%.1f tok/s, ~%.2f GB/s of weights at %s/tok) | time to first token %.1f ms | %s\n",
                load_s, (long long)st->n_prompt, st->prompt_s * 1e3, st->prompt_tok_s(), (long long)st->n_generated,
                (long long)st->n_decode_steps, st->decode_s * 1e3, st->decode_tok_s(), gbps,
-               human_bytes(roles.active_bytes_per_token).c_str(), st->first_token_s * 1e3,
+               format_bytes(roles.active_bytes_per_token).c_str(), st->first_token_s * 1e3,
                opt.sampling.temp <= 0 ? "greedy" : ("seed " + std::to_string(opt.sampling.seed)).c_str());
 }
 

@@ -6,9 +6,9 @@
 
 #include "cpu_kernels/cpu_isa.h"
 #include "cpu_kernels/qgemm.h"
+#include "runtime/base/bytes.h"
 #include "tools/commands.h"
 #include "tools/compute_options.h"
-#include "tools/format.h"
 
 namespace strata::tools {
 
@@ -22,20 +22,6 @@ void set_exit_code(int code) { g_exit_code = code; }
 void fail(const Status& s) {
   std::fprintf(stderr, "strata: error: %s\n", s.message().c_str());
   set_exit_code(1);
-}
-
-std::string human_bytes(uint64_t n) {
-  static const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
-  if (n < 1024) return std::to_string(n) + " B";
-  double v = static_cast<double>(n);
-  int u = 0;
-  while (v >= 1024.0 && u < 5) {
-    v /= 1024.0;
-    ++u;
-  }
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.2f %s", v, units[u]);
-  return buf;
 }
 
 }  // namespace strata::tools
@@ -75,12 +61,12 @@ Result<ModelOptions> model_options(const ComputeArgs& a) {
   if (isatty(fileno(stderr))) {
     o.placement_progress = [](uint64_t done, uint64_t total) {
       std::fprintf(stderr, "\rstrata: copying experts to their NUMA nodes: %3d%% (%s of %s)%s",
-                   total ? int(100 * done / total) : 100, human_bytes(done).c_str(), human_bytes(total).c_str(),
+                   total ? int(100 * done / total) : 100, format_bytes(done).c_str(), format_bytes(total).c_str(),
                    done == total ? "\n" : "");
     };
   } else {
     o.placement_progress = [](uint64_t done, uint64_t total) {
-      if (done == total) std::fprintf(stderr, "strata: copied %s of experts to their NUMA nodes\n", human_bytes(total).c_str());
+      if (done == total) std::fprintf(stderr, "strata: copied %s of experts to their NUMA nodes\n", format_bytes(total).c_str());
     };
   }
   return o;

@@ -3,7 +3,7 @@
 
 #include <cstdio>
 
-#include "tools/format.h"
+#include "runtime/base/bytes.h"
 
 namespace strata::tools {
 
@@ -23,7 +23,7 @@ void LoadProgress::bytes(uint64_t done, uint64_t total) {
   std::string bar(fill, '=');
   bar += std::string(width - fill, ' ');
   std::fprintf(stderr, "\r[%d/%d] %s [%s] %s / %s\033[K", k_, n_, what_.c_str(), bar.c_str(),
-               human_bytes(done).c_str(), human_bytes(total).c_str());
+               format_bytes(done).c_str(), format_bytes(total).c_str());
 }
 
 void LoadProgress::finish_stage_() {

@@ -14,21 +14,12 @@
 
 #include "offload/cpu_pool.h"
 #include "offload/model_shape.h"
+#include "runtime/base/bytes.h"
 #include "runtime/model/arch.h"
 #include "runtime/model/plan_input.h"
 #include "runtime/serve/reasoning.h"
 
 namespace strata::serve {
-namespace {
-
-std::string gib(uint64_t b) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.2f GiB", double(b) / double(1ull << 30));
-  return buf;
-}
-
-}  // namespace
-
 Status CountingExecutor::run(const ExpertLayer& layer, const ExpertRouting& r, float* out) {
   seen_.assign(size_t(std::max<int64_t>(layer.n_expert(), 0)), 0);
   uint64_t n_distinct = 0;
@@ -183,15 +174,15 @@ std::string Engine::placement_summary() const {
   const SchedulerOptions& so = sched_->options();
   std::ostringstream o;
   o << "model " << id_ << " (" << arch_name(model_->hparams().arch) << ", " << path_ << ")\n";
-  o << "  weights: " << gib(weight_bytes_) << " in DRAM, memory-mapped"
+  o << "  weights: " << format_bytes(weight_bytes_) << " in DRAM, memory-mapped"
     << (weights_resident_ ? " and read in" : ", larger than free memory: read from disk as used") << "; "
     << "computed by the CPU (no GPU tier in this build)\n";
   if (routed_bytes_ > 0) {
-    o << "  routed experts: " << gib(routed_bytes_) << " of it, " << model_->hparams().n_expert_used << " of "
+    o << "  routed experts: " << format_bytes(routed_bytes_) << " of it, " << model_->hparams().n_expert_used << " of "
       << model_->hparams().n_expert << " per token; expert cache: none\n";
   }
   o << "  KV cache: " << st.kv_blocks_max << " blocks of " << st.kv_block_positions << " positions ("
-    << gib(uint64_t(st.kv_blocks_max) * st.kv_block_bytes) << " at most, allocated as used), " << so.n_parallel
+    << format_bytes(uint64_t(st.kv_blocks_max) * st.kv_block_bytes) << " at most, allocated as used), " << so.n_parallel
     << " parallel sequences of up to " << so.n_ctx << " tokens\n";
   if (plan_) {
     o << "  plan (strata plan's solver on this machine's profile):\n";
@@ -343,7 +334,7 @@ ModelHost::Acquired ModelHost::acquire(const std::string& id) {
     const uint64_t need = entry->bytes + entry->bytes / 10;
     if (avail > 0 && need > avail + freed) {
       a.error = {409, "invalid_request_error",
-                 "model '" + id + "' does not fit: it needs about " + gib(need) + ", " + gib(avail + freed) +
+                 "model '" + id + "' does not fit: it needs about " + format_bytes(need) + ", " + format_bytes(avail + freed) +
                      " of memory would be available",
                  "model", "model_does_not_fit"};
       return a;
