@@ -211,25 +211,21 @@ double CostModel::cpu_matmul_s(DType t, double params, double bytes, double rows
   return std::max(compute, memory);
 }
 
-namespace {
-
-struct GpuRates {
-  double mem = 0, flops = 0, h2d = 0;
-};
-
-}  // namespace
+CostModel::GpuRates CostModel::gpu_rates(const Placement& p, int which) const {
+  GpuRates g;
+  if (p.gpu < 0 || static_cast<size_t>(p.gpu) >= hw_.gpus.size()) return g;
+  const GpuSpec& spec = hw_.gpus[static_cast<size_t>(p.gpu)];
+  g.mem = gpu_mem_gbps(spec, which) * 1e9;
+  g.flops = gpu_flops(spec, which);
+  const double link = spec.pcie_gen >= 5 ? 50 : spec.pcie_gen == 4 ? 25 : 12;
+  g.h2d = (spec.h2d_gbps.known() ? pick(spec.h2d_gbps, which) : 0.8 * link * std::max(spec.pcie_width, 1) / 16.0) * 1e9;
+  return g;
+}
 
 StepBreakdown CostModel::step(const Placement& p, double b, uint32_t context, int which) const {
   const ModelDims& d = m_.dims;
   const bool gpu = p.gpu >= 0 && static_cast<size_t>(p.gpu) < hw_.gpus.size();
-  GpuRates g;
-  if (gpu) {
-    const GpuSpec& spec = hw_.gpus[static_cast<size_t>(p.gpu)];
-    g.mem = gpu_mem_gbps(spec, which) * 1e9;
-    g.flops = gpu_flops(spec, which);
-    const double link = spec.pcie_gen >= 5 ? 50 : spec.pcie_gen == 4 ? 25 : 12;
-    g.h2d = (spec.h2d_gbps.known() ? pick(spec.h2d_gbps, which) : 0.8 * link * std::max(spec.pcie_width, 1) / 16.0) * 1e9;
-  }
+  const GpuRates g = gpu_rates(p, which);
   const double D = distinct_experts(d.n_expert, d.n_expert_used, b);
   const double rows_per_expert = D > 0 ? b * d.n_expert_used / D : 0;
   std::set<uint32_t> gpu_exp(p.gpu_expert_layers.begin(), p.gpu_expert_layers.end());
@@ -407,14 +403,7 @@ double CostModel::prefill_part(const Placement& p, uint32_t prompt, uint32_t uba
   const bool gpu = p.gpu >= 0 && static_cast<size_t>(p.gpu) < hw_.gpus.size();
   const double P = std::max<uint32_t>(prompt, 1);
   const double U = std::min<double>(std::max<uint32_t>(ubatch, 1), P);
-  GpuRates g;
-  if (gpu) {
-    const GpuSpec& spec = hw_.gpus[static_cast<size_t>(p.gpu)];
-    g.mem = gpu_mem_gbps(spec, which) * 1e9;
-    g.flops = gpu_flops(spec, which);
-    const double link = spec.pcie_gen >= 5 ? 50 : spec.pcie_gen == 4 ? 25 : 12;
-    g.h2d = (spec.h2d_gbps.known() ? pick(spec.h2d_gbps, which) : 0.8 * link * std::max(spec.pcie_width, 1) / 16.0) * 1e9;
-  }
+  const GpuRates g = gpu_rates(p, which);
   std::set<uint32_t> gpu_exp(p.gpu_expert_layers.begin(), p.gpu_expert_layers.end());
   std::vector<double> share = p.node_traffic;
   const bool partitioned = p.numa_partitioned && share.size() > 1;

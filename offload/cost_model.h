@@ -144,6 +144,12 @@ class CostModel {
   double node_gbps(size_t node, int which) const;
   double gpu_mem_gbps(const GpuSpec& g, int which) const;
   double gpu_flops(const GpuSpec& g, int which) const;
+  // Bytes/s of device memory, FLOP/s and host-to-device bytes/s of the
+  // placement's GPU; all zero without one.
+  struct GpuRates {
+    double mem = 0, flops = 0, h2d = 0;
+  };
+  GpuRates gpu_rates(const Placement& p, int which) const;
   double cpu_attn_flops(int which) const;
   double nominal_cpu_ops(int which) const;  // quantized GEMM, all cores, from the CPU spec
   // Seconds for the CPU to run `params` of type t from memory at `gbps`
