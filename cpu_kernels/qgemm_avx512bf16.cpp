@@ -40,25 +40,15 @@ void rows(const uint8_t* const* wr, const ActPack& x, int64_t r, int64_t rce, in
   }
 }
 
-void gemm_bf16(const GemmArgs& a) {
-  constexpr int64_t kChunk = 64;
-  for (int64_t rc = a.r_begin; rc < a.r_end; rc += kChunk) {
-    const int64_t rce = std::min(a.r_end, rc + kChunk);
-    float* yc = a.y + (rc - a.r_begin) * a.y_stride;
-    for (int64_t o = a.o_begin; o < a.o_end; o += 4) {
-      const int mw = static_cast<int>(std::min<int64_t>(4, a.o_end - o));
-      const uint8_t* wr[4];
-      for (int m = 0; m < 4; ++m) wr[m] = a.w + static_cast<size_t>(o + std::min(m, mw - 1)) * a.row_bytes;
-      float* out = yc + (o - a.o_begin);
-      switch (mw) {
-        case 4: rows<4>(wr, *a.x, rc, rce, a.n_in, out, a.y_stride); break;
-        case 3: rows<3>(wr, *a.x, rc, rce, a.n_in, out, a.y_stride); break;
-        case 2: rows<2>(wr, *a.x, rc, rce, a.n_in, out, a.y_stride); break;
-        default: rows<1>(wr, *a.x, rc, rce, a.n_in, out, a.y_stride); break;
-      }
-    }
+struct Bf16Rows {
+  template <int MW>
+  static void run(const uint8_t* const* wr, const ActPack& x, int64_t r, int64_t rce, int64_t n, float* out,
+                  int64_t stride) {
+    rows<MW>(wr, x, r, rce, n, out, stride);
   }
-}
+};
+
+void gemm_bf16(const GemmArgs& a) { gemm_weight_row_groups<Bf16Rows>(a); }
 
 }  // namespace
 

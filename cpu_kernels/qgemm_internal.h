@@ -2,6 +2,7 @@
 // tables, the argument bundle every kernel takes, and small block decoders.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -26,6 +27,32 @@ struct GemmArgs {
   int64_t y_stride;
 };
 using GemmFn = void (*)(const GemmArgs&);
+
+// The loop the float-weight GEMMs of every SIMD path share: 64 activation
+// rows at a time, then weight rows in groups of four (a short last group
+// repeats its last row pointer; only MW outputs are written).
+// Rows::template run<MW>(wr, x, r_begin, r_end, n_in, out, y_stride)
+// computes one group over the chunk's rows.
+template <class Rows>
+void gemm_weight_row_groups(const GemmArgs& a) {
+  constexpr int64_t kChunk = 64;
+  for (int64_t rc = a.r_begin; rc < a.r_end; rc += kChunk) {
+    const int64_t rce = std::min(a.r_end, rc + kChunk);
+    float* yc = a.y + (rc - a.r_begin) * a.y_stride;
+    for (int64_t o = a.o_begin; o < a.o_end; o += 4) {
+      const int mw = static_cast<int>(std::min<int64_t>(4, a.o_end - o));
+      const uint8_t* wr[4];
+      for (int m = 0; m < 4; ++m) wr[m] = a.w + static_cast<size_t>(o + std::min(m, mw - 1)) * a.row_bytes;
+      float* out = yc + (o - a.o_begin);
+      switch (mw) {
+        case 4: Rows::template run<4>(wr, *a.x, rc, rce, a.n_in, out, a.y_stride); break;
+        case 3: Rows::template run<3>(wr, *a.x, rc, rce, a.n_in, out, a.y_stride); break;
+        case 2: Rows::template run<2>(wr, *a.x, rc, rce, a.n_in, out, a.y_stride); break;
+        default: Rows::template run<1>(wr, *a.x, rc, rce, a.n_in, out, a.y_stride); break;
+      }
+    }
+  }
+}
 
 // Kernels of one path, indexed by DType id; null where the path has none.
 struct KernelTable {
