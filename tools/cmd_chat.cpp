@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "runtime/base/bytes.h"
+#include "runtime/base/system_memory.h"
 #include "runtime/chat/session.h"
 #include "runtime/models/model.h"
 #include "runtime/tokenizer/tokenizer.h"
@@ -296,12 +297,6 @@ class Chat {
   LineEditor editor_;
 };
 
-// Bytes of memory the system can give without swapping (free + reclaimable).
-uint64_t available_memory_bytes() {
-  const long pages = ::sysconf(_SC_AVPHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
-  return pages > 0 && page > 0 ? static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) : 0;
-}
-
 void run_chat(const ChatArgs& a) {
   LoadProgress progress(4, isatty(STDERR_FILENO) != 0);
   progress.stage("reading the GGUF index");
@@ -323,13 +318,13 @@ void run_chat(const ChatArgs& a) {
   if (!tok.is_ok()) return fail(tok.status());
   // Page the weights in now, with progress, rather than stall the first
   // answer on page faults; a model larger than free memory streams instead.
-  const uint64_t weights = m.file().total_tensor_bytes(), avail = available_memory_bytes();
-  if (avail == 0 || weights < avail / 10 * 9) {
+  const uint64_t weights = m.file().total_tensor_bytes();
+  if (fits_in_available_memory(weights)) {
     progress.stage("reading " + format_bytes(weights) + " of weights");
     m.file().prefault([&](uint64_t done, uint64_t total) { progress.bytes(done, total); });
   } else {
-    progress.stage("weights (" + format_bytes(weights) + ") exceed free memory (" + format_bytes(avail) +
-                   "): read from disk as used");
+    progress.stage("weights (" + format_bytes(weights) + ") exceed free memory (" +
+                   format_bytes(available_memory_bytes()) + "): read from disk as used");
   }
   progress.done();
 

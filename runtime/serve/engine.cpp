@@ -8,13 +8,13 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <regex>
 #include <sstream>
 
 #include "offload/cpu_pool.h"
 #include "offload/model_shape.h"
 #include "runtime/base/bytes.h"
+#include "runtime/base/system_memory.h"
 #include "runtime/model/arch.h"
 #include "runtime/model/plan_input.h"
 #include "runtime/serve/reasoning.h"
@@ -54,17 +54,6 @@ Result<Plan> plan_for_serving(ModelDesc model, const HardwareProfile& hw, Schedu
     }
     sched->n_ctx = std::max<uint32_t>(512, sched->n_ctx / 2);
   }
-}
-
-uint64_t available_memory_bytes() {
-  std::ifstream f("/proc/meminfo");
-  std::string key;
-  uint64_t kb = 0;
-  std::string unit;
-  while (f >> key >> kb >> unit) {
-    if (key == "MemAvailable:") return kb * 1024;
-  }
-  return 0;
 }
 
 Result<std::unique_ptr<Engine>> Engine::load(const std::string& id, const std::string& path,
@@ -136,8 +125,7 @@ Result<std::unique_ptr<Engine>> Engine::load(const std::string& id, const std::s
   const uint64_t embd = roles.of(TensorRole::kEmbedding);
   e->embd_row_bytes_ = m.hparams().n_vocab ? embd / m.hparams().n_vocab : 0;
   e->fixed_bytes_per_step_ = roles.total_bytes - e->routed_bytes_ - embd;
-  const uint64_t avail = available_memory_bytes();
-  e->weights_resident_ = avail == 0 || e->weight_bytes_ < avail / 10 * 9;
+  e->weights_resident_ = fits_in_available_memory(e->weight_bytes_);
   if (options.prefault && e->weights_resident_) m.file().prefault();
 
   Engine* self = e.get();

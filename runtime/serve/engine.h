@@ -120,9 +120,6 @@ struct ModelEntry {
   int64_t created = 0;  // file modification time (unix seconds)
 };
 
-// Bytes the system can give without swapping (MemAvailable); 0 if unknown.
-uint64_t available_memory_bytes();
-
 class ModelHost {
  public:
   ModelHost(std::vector<ModelEntry> models, EngineOptions options, Metrics* metrics)
