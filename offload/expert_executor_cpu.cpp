@@ -6,9 +6,11 @@
 //   3. work items (expert, range of n_embd rows) of down -> y;
 //   4. out[r] = sum of weight * y over r's experts in expert-id order.
 // Items are sized so every thread of a node gets several, whatever the spread
-// of rows over experts. Output values depend only on a row's own activations
-// and experts (the kernels are range- and batch-invariant and the sum order is
-// fixed), so batched decode equals single decode bit for bit.
+// of rows over experts. An expert with a prompt batch of rows may run on
+// oneDNN instead of qgemm (gemm_choice.h decides per shape and row count).
+// Otherwise output values depend only on a row's own activations and experts
+// (qgemm is range- and batch-invariant and the sum order is fixed), so
+// batched decode equals single decode bit for bit.
 #include <algorithm>
 #include <atomic>
 #include <cstring>
@@ -16,6 +18,8 @@
 #include <vector>
 
 #include "cpu_kernels/activation.h"
+#include "cpu_kernels/dnnl_gemm.h"
+#include "cpu_kernels/gemm_choice.h"
 #include "cpu_kernels/matmul_ref.h"
 #include "cpu_kernels/qgemm.h"
 #include "offload/cpu_pool.h"
@@ -122,6 +126,8 @@ class CpuExpertExecutor final : public ExpertExecutor {
   std::vector<int64_t> count_, fill_, order_, pos_of_pair_;
   std::vector<float> xg_, h_, u_, y_;
   std::vector<ActPack> x_gate_, x_up_, h_pack_;
+  std::vector<GemmPath> gu_path_, down_path_;  // per expert, this call
+  std::vector<DnnlActs> x_dnnl_, h_dnnl_;      // for experts on oneDNN
   std::unique_ptr<std::atomic<int32_t>[]> left_;  // per expert: gate/up items not yet done
   int64_t left_size_ = 0;
   std::vector<std::vector<Item>> items_;
@@ -311,13 +317,25 @@ Status CpuExpertExecutor::run(const ExpertLayer& l, const ExpertRouting& r, floa
       x_gate_.resize(size_t(n_expert));
       x_up_.resize(size_t(n_expert));
       h_pack_.resize(size_t(n_expert));
+      x_dnnl_.resize(size_t(n_expert));
+      h_dnnl_.resize(size_t(n_expert));
     }
+    gu_path_.assign(size_t(n_expert), GemmPath::kNative);
+    down_path_.assign(size_t(n_expert), GemmPath::kNative);
     for (int64_t e = 0; e < n_expert; ++e) {
       const int64_t m = rows_of(e);
       if (!m) continue;
-      act_pack_prepare(x_gate_[size_t(e)], l.gate.type, n_embd, m);
-      if (!share) act_pack_prepare(x_up_[size_t(e)], l.up.type, n_embd, m);
-      act_pack_prepare(h_pack_[size_t(e)], l.down.type, n_ff, m);
+      if (m >= kDnnlMinRows) {
+        const GemmPath g = choose_gemm_path(l.gate.type, p.gate[size_t(e)], n_embd, n_ff, m);
+        // gate and up share the activations, so they share the path.
+        gu_path_[size_t(e)] = l.up.type == l.gate.type ? g : GemmPath::kNative;
+        down_path_[size_t(e)] = choose_gemm_path(l.down.type, p.down[size_t(e)], n_ff, n_embd, m);
+      }
+      if (gu_path_[size_t(e)] == GemmPath::kNative) {
+        act_pack_prepare(x_gate_[size_t(e)], l.gate.type, n_embd, m);
+        if (!share) act_pack_prepare(x_up_[size_t(e)], l.up.type, n_embd, m);
+      }
+      if (down_path_[size_t(e)] == GemmPath::kNative) act_pack_prepare(h_pack_[size_t(e)], l.down.type, n_ff, m);
     }
   } else {
     u_.resize(size_t(n_pairs * n_ff));
@@ -334,12 +352,42 @@ Status CpuExpertExecutor::run(const ExpertLayer& l, const ExpertRouting& r, floa
     for (int64_t pos = b; pos < end; ++e) {
       const int64_t stop = std::min(end, count_[size_t(e) + 1]);
       if (stop <= pos) continue;
+      if (gu_path_[size_t(e)] != GemmPath::kNative) {  // oneDNN reads whole groups: prepared below
+        pos = stop;
+        continue;
+      }
       const float* xe = xg_.data() + begin_of(e) * n_embd;
       act_pack_rows(x_gate_[size_t(e)], xe, n_embd, pos - begin_of(e), stop - begin_of(e));
       if (!share) act_pack_rows(x_up_[size_t(e)], xe, n_embd, pos - begin_of(e), stop - begin_of(e));
       pos = stop;
     }
   });
+
+  auto precision = [](GemmPath g) { return g == GemmPath::kDnnlBF16 ? DnnlPrecision::kBF16 : DnnlPrecision::kF32; };
+  if (use_fast) {
+    for (int64_t e = 0; e < n_expert; ++e) {
+      if (gu_path_[size_t(e)] == GemmPath::kNative) continue;
+      x_dnnl_[size_t(e)].prepare(precision(gu_path_[size_t(e)]), xg_.data() + begin_of(e) * n_embd, n_embd, n_embd,
+                                 rows_of(e));
+    }
+  }
+  // Products oneDNN could not run (it reports an error) fall back to the
+  // reference kernel for that range, so an answer is never lost.
+  auto ref_gate_up = [&](const Item& it, float* h, float* u, const float* xe, int64_t m) {
+    const uint64_t gate_row = l.gate.expert_bytes / uint64_t(n_ff), up_row = l.up.expert_bytes / uint64_t(n_ff);
+    const int64_t no = it.o_end - it.o_begin;
+    matmul_ref(l.gate.type, p.gate[size_t(it.e)] + uint64_t(it.o_begin) * gate_row, n_embd, no, xe, n_embd, m,
+               h + it.o_begin, n_ff);
+    matmul_ref(l.up.type, p.up[size_t(it.e)] + uint64_t(it.o_begin) * up_row, n_embd, no, xe, n_embd, m,
+               u + it.o_begin, n_ff);
+    for (int64_t j = 0; j < m; ++j) swiglu(h + j * n_ff + it.o_begin, u + j * n_ff + it.o_begin, h + j * n_ff + it.o_begin, no);
+  };
+  auto ref_down = [&](const Item& it, float* y, int64_t m, int64_t b) {
+    const uint64_t down_row = l.down.expert_bytes / uint64_t(n_embd);
+    matmul_ref(l.down.type, p.down[size_t(it.e)] + uint64_t(it.o_begin) * down_row, n_ff, it.o_end - it.o_begin,
+               h_.data() + b * n_ff, n_ff, m, y + it.o_begin, n_embd);
+  };
+  if (use_fast) u_.resize(size_t(n_pairs * n_ff));  // only the fallback writes it
 
   // Step 2: gate+up, h = silu(gate x) * up x per (expert, n_ff range).
   make_items(p, n_ff, items_);
@@ -354,23 +402,26 @@ Status CpuExpertExecutor::run(const ExpertLayer& l, const ExpertRouting& r, floa
   for_items(items_, [&](const Item& it) {
     const int64_t e = it.e, m = rows_of(e), b = begin_of(e);
     float* h = h_.data() + b * n_ff;
-    if (use_fast) {
+    float* u = u_.data() + b * n_ff;
+    const float* xe = xg_.data() + b * n_embd;
+    if (!use_fast) return ref_gate_up(it, h, u, xe, m);
+    if (gu_path_[size_t(e)] == GemmPath::kNative) {
       const ActPack& xu = share ? x_gate_[size_t(e)] : x_up_[size_t(e)];
       qgemm_swiglu_rows(l.gate.type, p.gate[size_t(e)], l.up.type, p.up[size_t(e)], n_embd, it.o_begin, it.o_end,
                         x_gate_[size_t(e)], xu, h, n_ff);
-      // The last item of this expert prepares h for the down product.
-      if (left_[size_t(e)].fetch_sub(1, std::memory_order_acq_rel) == 1) act_pack_rows(h_pack_[size_t(e)], h, n_ff, 0, m);
-      return;
+    } else if (!dnnl_gemm_swiglu_rows(l.gate.type, p.gate[size_t(e)], l.up.type, p.up[size_t(e)], n_embd, it.o_begin,
+                                      it.o_end, x_dnnl_[size_t(e)], h, n_ff)
+                    .is_ok()) {
+      ref_gate_up(it, h, u, xe, m);
     }
-    const uint64_t gate_row = l.gate.expert_bytes / uint64_t(n_ff), up_row = l.up.expert_bytes / uint64_t(n_ff);
-    const int64_t no = it.o_end - it.o_begin;
-    float* u = u_.data() + b * n_ff;
-    const float* xe = xg_.data() + b * n_embd;
-    matmul_ref(l.gate.type, p.gate[size_t(e)] + uint64_t(it.o_begin) * gate_row, n_embd, no, xe, n_embd, m,
-               h + it.o_begin, n_ff);
-    matmul_ref(l.up.type, p.up[size_t(e)] + uint64_t(it.o_begin) * up_row, n_embd, no, xe, n_embd, m,
-               u + it.o_begin, n_ff);
-    for (int64_t j = 0; j < m; ++j) swiglu(h + j * n_ff + it.o_begin, u + j * n_ff + it.o_begin, h + j * n_ff + it.o_begin, no);
+    // The last item of this expert prepares h for the down product.
+    if (left_[size_t(e)].fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      if (down_path_[size_t(e)] == GemmPath::kNative) {
+        act_pack_rows(h_pack_[size_t(e)], h, n_ff, 0, m);
+      } else {
+        h_dnnl_[size_t(e)].prepare(precision(down_path_[size_t(e)]), h, n_ff, n_ff, m);
+      }
+    }
   });
 
   // Step 3: down, y = W_down h per (expert, n_embd range).
@@ -378,13 +429,13 @@ Status CpuExpertExecutor::run(const ExpertLayer& l, const ExpertRouting& r, floa
   for_items(items_, [&](const Item& it) {
     const int64_t e = it.e, m = rows_of(e), b = begin_of(e);
     float* y = y_.data() + b * n_embd;
-    if (use_fast) {
+    if (!use_fast) return ref_down(it, y, m, b);
+    if (down_path_[size_t(e)] == GemmPath::kNative) {
       qgemm_rows(l.down.type, p.down[size_t(e)], n_ff, it.o_begin, it.o_end, h_pack_[size_t(e)], y, n_embd);
-      return;
+    } else if (!dnnl_gemm_rows(l.down.type, p.down[size_t(e)], n_ff, it.o_begin, it.o_end, h_dnnl_[size_t(e)], y, n_embd)
+                    .is_ok()) {
+      ref_down(it, y, m, b);
     }
-    const uint64_t down_row = l.down.expert_bytes / uint64_t(n_embd);
-    matmul_ref(l.down.type, p.down[size_t(e)] + uint64_t(it.o_begin) * down_row, n_ff, it.o_end - it.o_begin,
-               h_.data() + b * n_ff, n_ff, m, y + it.o_begin, n_embd);
   });
 
   // Step 4: each row sums its experts' weighted outputs in expert-id order

@@ -2,7 +2,8 @@
 // chosen expert, summed in expert-id order): bit for bit in reference mode at
 // every thread count and on a two-node (synthetic) NUMA layout with copied
 // experts; within the 8-bit activation error in fast mode, where a row must
-// still not depend on its batch or the thread count. Uneven loads and errors.
+// still not depend on its batch or the thread count; within float rounding
+// when prompt batches run on oneDNN. Uneven loads and errors.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "cpu_kernels/ffn_ref.h"
+#include "cpu_kernels/gemm_choice.h"
 #include "cpu_kernels/quant_ref.h"
 #include "offload/cpu_pool.h"
 #include "offload/expert_executor.h"
@@ -213,6 +215,24 @@ TEST_P(ExecutorTypes, FastModeIsCloseAndBatchInvariant) {
     const std::vector<float> alone = run(*one, L.l, a);
     EXPECT_EQ(std::memcmp(alone.data(), base.data() + row * 256, 256 * sizeof(float)), 0) << "row " << row;
   }
+}
+
+TEST_P(ExecutorTypes, PromptBatchesOnOneDnnAreClose) {
+  // Four experts, each used by every row: every expert has 80 rows, enough
+  // for the oneDNN path, which multiplies f32 activations by the f32
+  // dequantized weights (only the summation order differs from the oracle).
+  const DType t = GetParam();
+  Layer L = make_layer(t, 256, 512, 4, 5);
+  const Routing r = make_routing(80, 4, 256, 4, false, 6);
+  const std::vector<float> want = oracle(L.l, r);
+  set_gemm_policy(GemmPolicy::kDnnl);
+  for (int threads : {1, 2, 3}) {
+    auto ex = executor(CpuKernels::kFast, threads);
+    const std::vector<float> got = run(*ex, L.l, r);
+    EXPECT_LE(nrmse(got, want), 1e-6) << threads << " threads";
+    EXPECT_LE(rel_err(got, want), 1e-5) << threads << " threads";
+  }
+  set_gemm_policy(GemmPolicy::kAuto);
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, ExecutorTypes, ::testing::Values(DType::kF32, DType::kQ8_0, DType::kQ4_K),

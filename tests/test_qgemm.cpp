@@ -21,12 +21,18 @@
 #include "cpu_kernels/quant_ref.h"
 #include "runtime/base/half.h"
 #include "runtime/base/rng.h"
+#include "tests/matmul_fixture.h"
 
 namespace strata {
 namespace {
 
 using qgemm_detail::GemmArgs;
 using qgemm_detail::KernelTable;
+using test::abs_scale;
+using test::make_w;
+using test::make_x;
+using test::row_bytes;
+using test::uniform;
 
 const DType kTypes[] = {DType::kQ4_K, DType::kQ5_K, DType::kQ6_K, DType::kQ8_0, DType::kQ4_0,
                         DType::kIQ4_XS, DType::kBF16, DType::kF16, DType::kF32};
@@ -51,54 +57,6 @@ std::vector<Variant> variants() {
   return v;
 }
 
-double uniform(Xoshiro256& rng, double lo, double hi) { return lo + (hi - lo) * rng.uniform(); }
-
-// Activations with a spread of magnitudes, an outlier per row and an
-// all-zero 32-element stretch (the zero-scale path).
-std::vector<float> make_x(int64_t n_rows, int64_t n_in, uint64_t seed) {
-  Xoshiro256 rng(seed);
-  std::vector<float> x(static_cast<size_t>(n_rows * n_in));
-  for (auto& v : x) v = static_cast<float>(uniform(rng, -1, 1) * uniform(rng, 0.1, 2.0));
-  for (int64_t r = 0; r < n_rows; ++r) {
-    x[static_cast<size_t>(r * n_in + (r * 7) % n_in)] = static_cast<float>(8.0 + r);
-    if (n_in >= 64 && r % 2 == 1) std::fill_n(x.begin() + r * n_in + 32, 32, 0.0f);
-  }
-  return x;
-}
-
-uint64_t row_bytes(DType t, int64_t n_in) { return *dtype_row_bytes(t, static_cast<uint64_t>(n_in)); }
-
-// Weights: quantize_row_ref of random floats where strata has an encoder;
-// otherwise (iq4_xs) random blocks with a sane scale. With `raw`, every type
-// gets random bytes (extreme quants and sub-scales) with only the f16 block
-// scales set to sane values.
-std::vector<uint8_t> make_w(DType t, int64_t n_in, int64_t n_out, uint64_t seed, bool raw) {
-  Xoshiro256 rng(seed);
-  const uint64_t rb = row_bytes(t, n_in);
-  std::vector<uint8_t> w(rb * static_cast<uint64_t>(n_out) + 1);
-  const bool quantized = t != DType::kF32 && t != DType::kF16 && t != DType::kBF16;
-  if (!quantized || (!raw && can_quantize(t))) {
-    std::vector<float> row(static_cast<size_t>(n_in));
-    for (int64_t o = 0; o < n_out; ++o) {
-      for (auto& v : row) v = static_cast<float>(uniform(rng, -1, 1) * uniform(rng, 0.05, 1.0));
-      EXPECT_TRUE(quantize_row_ref(t, row.data(), w.data() + rb * o, n_in).is_ok());
-    }
-    return w;
-  }
-  rng.fill(w.data(), w.size());
-  const auto& tr = dtype_traits(t);
-  const int64_t nb = n_in / tr.block_elems * n_out;
-  for (int64_t b = 0; b < nb; ++b) {
-    uint8_t* blk = w.data() + b * tr.block_bytes;
-    const uint16_t d = f32_to_f16(static_cast<float>(uniform(rng, 0.001, 0.02)));
-    const uint16_t dmin = f32_to_f16(static_cast<float>(uniform(rng, 0.0, 0.005)));
-    size_t d_off = 0;
-    if (t == DType::kQ6_K) d_off = 208;
-    std::memcpy(blk + d_off, &d, 2);
-    if (t == DType::kQ4_K || t == DType::kQ5_K) std::memcpy(blk + 2, &dmin, 2);
-  }
-  return w;
-}
 
 // Runs one variant's kernel for o in [o_begin, o_end) into y (n_rows x n_out).
 void run_table(const KernelTable& k, DType t, const std::vector<uint8_t>& w, int64_t n_in, int64_t o_begin,
@@ -114,22 +72,6 @@ ActPack pack(DType t, const std::vector<float>& x, int64_t n_rows, int64_t n_in)
   return p;
 }
 
-// sum_i |W[o][i]| * |x[r][i]| from the dequantized weights: the scale the
-// float rounding of a dot product is relative to.
-std::vector<double> abs_scale(DType t, const std::vector<uint8_t>& w, const std::vector<float>& x, int64_t n_in,
-                              int64_t n_out, int64_t n_rows) {
-  std::vector<float> row(static_cast<size_t>(n_in));
-  std::vector<double> s(static_cast<size_t>(n_rows * n_out));
-  for (int64_t o = 0; o < n_out; ++o) {
-    EXPECT_TRUE(dequantize_row_ref(t, w.data() + row_bytes(t, n_in) * o, row.data(), n_in).is_ok());
-    for (int64_t r = 0; r < n_rows; ++r) {
-      double a = 0;
-      for (int64_t i = 0; i < n_in; ++i) a += std::fabs(double(row[i]) * x[r * n_in + i]);
-      s[r * n_out + o] = a;
-    }
-  }
-  return s;
-}
 
 int block_of(DType t) { return static_cast<int>(dtype_traits(t).block_elems); }
 

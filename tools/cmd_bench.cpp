@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <string>
 
+#include "cpu_kernels/gemm_choice.h"
 #include "offload/model_shape.h"
 #include "runtime/base/bytes.h"
 #include "runtime/eval/bandwidth_probe.h"
@@ -60,6 +61,14 @@ json profile_json(const BenchResult& r, const Model& m) {
   j["tokens"] = p.n_tokens;
   j["pool_ops_per_forward"] = double(p.pool_ops) / fw;
   j["join_wait_us_per_layer"] = double(p.pool_join_wait_ns) / 1e3 / fw / n_layer;
+  j["prefill_gemm_policy"] = gemm_policy_name(gemm_policy());
+  j["prefill_gemm_choices"] = json::array();
+  for (const GemmChoice& c : gemm_choices()) {
+    j["prefill_gemm_choices"].push_back({{"type", dtype_name(c.w_type)}, {"n_in", c.n_in}, {"n_out", c.n_out},
+                                         {"rows", c.rows}, {"path", gemm_path_name(c.path)},
+                                         {"qgemm_ms", c.native_ms}, {"onednn_f32_ms", c.dnnl_f32_ms},
+                                         {"onednn_bf16_ms", c.dnnl_bf16_ms}});
+  }
   return j;
 }
 
@@ -91,6 +100,12 @@ void print_profile(const std::vector<BenchResult>& results, const Model& m) {
     std::printf("%s: %.1f pool fork/joins per forward pass (%.1f per layer), join wait %.1f us per layer\n",
                 r.name().c_str(), double(p.pool_ops) / fw, double(p.pool_ops) / fw / double(m.hparams().n_layer),
                 double(p.pool_join_wait_ns) / 1e3 / fw / double(m.hparams().n_layer));
+  }
+  // Which kernels the prompt-batch products ran on (gemm_choice.h).
+  const std::vector<GemmChoice> choices = gemm_choices();
+  if (!choices.empty()) {
+    std::printf("\nprompt-batch products (policy %s, one thread's estimate per product):\n", gemm_policy_name(gemm_policy()));
+    for (const GemmChoice& c : choices) std::printf("  %s\n", describe(c).c_str());
   }
 }
 

@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "cpu_kernels/cpu_isa.h"
+#include "cpu_kernels/gemm_choice.h"
 #include "cpu_kernels/qgemm.h"
 #include "runtime/base/bytes.h"
 #include "tools/commands.h"
@@ -36,6 +37,9 @@ void add_compute_options(CLI::App* cmd, ComputeArgs& a) {
   cmd->add_option("--cpu-isa", a.cpu_isa,
                   "CPU kernel path: auto, scalar, avx2, avx512, amx, or ref (scalar matmul_ref with f32 activations); "
                   "default: $STRATA_CPU_ISA, else auto");
+  cmd->add_option("--prefill-gemm", a.prefill_gemm,
+                  "Kernels of prompt batches (32+ rows): auto (qgemm or oneDNN, timed per shape), native (qgemm), "
+                  "or onednn; default: $STRATA_PREFILL_GEMM, else auto");
 }
 
 Result<ModelOptions> model_options(const ComputeArgs& a) {
@@ -58,6 +62,20 @@ Result<ModelOptions> model_options(const ComputeArgs& a) {
       return Status(s.code(), from + ": " + s.message() + " (expected auto, scalar, avx2, avx512, amx or ref)");
     }
   }
+  std::string gemm = a.prefill_gemm;
+  std::string gemm_from = "--prefill-gemm";
+  if (gemm.empty()) {
+    const char* env = std::getenv("STRATA_PREFILL_GEMM");
+    if (env && *env) {
+      gemm = env;
+      gemm_from = "STRATA_PREFILL_GEMM";
+    }
+  }
+  if (!gemm.empty()) {
+    Result<GemmPolicy> p = parse_gemm_policy(gemm);
+    if (!p.is_ok()) return Status(p.status().code(), gemm_from + ": " + p.status().message());
+    set_gemm_policy(*p);
+  }
   if (isatty(fileno(stderr))) {
     o.placement_progress = [](uint64_t done, uint64_t total) {
       std::fprintf(stderr, "\rstrata: copying experts to their NUMA nodes: %3d%% (%s of %s)%s",
@@ -79,7 +97,8 @@ std::string compute_summary(const Model& m) {
   if (p.n_nodes() > 1) s += " on " + std::to_string(p.n_nodes()) + " NUMA nodes";
   if (m.kernels() == CpuKernels::kReference) return s + ", matmul_ref (reference)";
   const CpuIsa isa = active_cpu_isa();
-  return s + ", qgemm " + std::string(cpu_isa_name(isa)) + " (" + std::string(qgemm_variant_name(isa)) + ")";
+  return s + ", qgemm " + std::string(cpu_isa_name(isa)) + " (" + std::string(qgemm_variant_name(isa)) +
+         "), prompt batches " + gemm_policy_name(gemm_policy());
 }
 
 }  // namespace strata::tools

@@ -14,6 +14,7 @@ namespace strata::tools {
 struct ComputeArgs {
   int n_threads = 0;    // 0: one per physical core
   std::string cpu_isa;  // empty: STRATA_CPU_ISA, else the best path
+  std::string prefill_gemm;  // empty: STRATA_PREFILL_GEMM, else auto
 };
 
 void add_compute_options(CLI::App* cmd, ComputeArgs& args);
@@ -21,11 +22,14 @@ void add_compute_options(CLI::App* cmd, ComputeArgs& args);
 // --cpu-isa (or, when not given, the environment variable STRATA_CPU_ISA):
 // "ref" runs matmul_ref for every product (f32 activations, the scalar
 // oracle); "auto", "scalar", "avx2", "avx512", "amx" pick the qgemm path.
+// --prefill-gemm (or STRATA_PREFILL_GEMM): auto, native or onednn, the
+// kernels of prompt-batch products (cpu_kernels/gemm_choice.h).
 // Errors name the option and the accepted values. NUMA placement progress
 // goes to stderr.
 Result<ModelOptions> model_options(const ComputeArgs& args);
 
-// "2 threads (pinned), qgemm avx512 (avx512-vnni)" or "... matmul_ref (reference)".
+// "2 threads (pinned), qgemm avx512 (avx512-vnni), prompt batches auto" or
+// "... matmul_ref (reference)".
 std::string compute_summary(const Model& model);
 
 }  // namespace strata::tools

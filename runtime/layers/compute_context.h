@@ -7,6 +7,7 @@
 #include <memory>
 #include <vector>
 
+#include "cpu_kernels/dnnl_gemm.h"
 #include "cpu_kernels/qgemm.h"
 #include "offload/cpu_pool.h"
 #include "offload/expert_executor.h"
@@ -17,6 +18,7 @@ struct ComputeContext {
   std::shared_ptr<CpuPool> pool;           // null: the calling thread only
   CpuKernels kernels = CpuKernels::kFast;  // kReference: matmul_ref everywhere
   ActPack act, act2;                       // the current product's prepared activations
+  DnnlActs dnnl_act;                       // the same for a product on oneDNN (gemm_choice.h)
   std::vector<float> h;                    // fused FFN intermediates (dense and shared FFN)
 };
 

@@ -1,11 +1,14 @@
 // Matrix products over the pool: the fast path prepares the activations once
-// (qgemm's ActPack) and splits output rows over the threads; the reference
+// (qgemm's ActPack, or oneDNN's rows when gemm_choice picks oneDNN for a
+// prompt batch) and splits output rows over the threads; the reference
 // path splits output rows of matmul_ref the same way (each weight row is
 // dequantized once per call, so a split changes no value).
 #include "runtime/layers/matrix.h"
 
 #include <algorithm>
+#include <atomic>
 
+#include "cpu_kernels/gemm_choice.h"
 #include "cpu_kernels/matmul_ref.h"
 
 namespace strata {
@@ -14,6 +17,21 @@ namespace {
 // Below this many multiply-adds a product runs on the calling thread: waking
 // the pool costs a few microseconds.
 constexpr int64_t kMinParallelMacs = 1 << 16;
+
+// The product on oneDNN when gemm_choice picks it; false (nothing decided
+// for y) when it does not, or when oneDNN fails, so the caller runs qgemm.
+bool dnnl_product(ComputeContext& ctx, const Matrix& m, const float* x, int64_t x_stride, int64_t n_rows, float* y,
+                  int64_t y_stride) {
+  const GemmPath path = choose_gemm_path(m.type, m.data, m.n_in, m.n_out, n_rows);
+  if (path == GemmPath::kNative) return false;
+  DnnlActs& a = ctx.dnnl_act;
+  a.prepare(path == GemmPath::kDnnlF32 ? DnnlPrecision::kF32 : DnnlPrecision::kBF16, x, x_stride, m.n_in, n_rows);
+  std::atomic<bool> failed{false};
+  for_output_rows(&ctx, m.n_out, m.n_in * n_rows, [&](int64_t b, int64_t e) {
+    if (!dnnl_gemm_rows(m.type, m.data, m.n_in, b, e, a, y, y_stride).is_ok()) failed = true;
+  });
+  return !failed;
+}
 
 }  // namespace
 
@@ -66,6 +84,7 @@ void Matrix::mul_strided(const float* x, int64_t x_stride, int64_t n_rows, float
     });
     return;
   }
+  if (dnnl_product(*ctx, *this, x, x_stride, n_rows, y, y_stride)) return;
   ActPack& a = ctx->act;
   pack_activations(*ctx, a, type, n_in, x, x_stride, n_rows);
   for_output_rows(ctx, n_out, n_in * n_rows, [&](int64_t b, int64_t e) { qgemm_rows(type, data, n_in, b, e, a, y, y_stride); });

@@ -132,7 +132,8 @@ def test_kernel_paths(model):
 
 
 def test_compute_option_errors(model):
-    cases = [(["--cpu-isa", "sse9"], "--cpu-isa: "), (["--threads", 4096], "threads (one per physical core), got 4096")]
+    cases = [(["--cpu-isa", "sse9"], "--cpu-isa: "), (["--threads", 4096], "threads (one per physical core), got 4096"),
+             (["--prefill-gemm", "mkl"], "--prefill-gemm: unknown prefill GEMM policy 'mkl' (expected auto, native or onednn)")]
     for args, want in cases:
         p = run("bench", "-m", model, "-p", 0, "-n", 1, "-r", 1, *args, "--probe-mib", 16, "--probe-runs", 1,
                 check=False)
@@ -143,3 +144,28 @@ def test_compute_option_errors(model):
     p = subprocess.run([STRATA, "run", "-m", str(model), "--tokens", "1 2", "-n", "1"], capture_output=True,
                        text=True, timeout=300, env=env)
     assert p.returncode == 1 and "STRATA_CPU_ISA: " in p.stderr and "expected auto, scalar" in p.stderr, p.stderr
+    env = dict(os.environ, STRATA_PREFILL_GEMM="blas")
+    p = subprocess.run([STRATA, "run", "-m", str(model), "--tokens", "1 2", "-n", "1"], capture_output=True,
+                       text=True, timeout=300, env=env)
+    assert p.returncode == 1 and "STRATA_PREFILL_GEMM: unknown prefill GEMM policy 'blas'" in p.stderr, p.stderr
+
+
+def test_prefill_gemm_choices(model):
+    # A 64-token prompt batch: under auto every product of 32+ rows is timed
+    # on both kernels once, and --profile lists what was picked.
+    p = run("bench", "-m", model, "-p", 64, "-n", 0, "-r", 1, "--profile", "--probe-mib", 16, "--probe-runs", 1)
+    assert "prompt batches auto" in p.stdout, p.stdout
+    lines = p.stdout.splitlines()
+    head = lines.index("prompt-batch products (policy auto, one thread's estimate per product):")
+    choices = [l.strip() for l in lines[head + 1:] if l.startswith("  ")]
+    assert choices, p.stdout
+    for c in choices:
+        m = re.fullmatch(r"(\w+) (\d+)x(\d+), (\d+)(?:-\d+|\+) rows: (qgemm|onednn-f32|onednn-bf16) \((.*)\)", c)
+        assert m, c
+        times = dict(t.rsplit(" ", 2)[0:2] for t in m.group(6).split(", "))
+        assert float(times[m.group(5)]) == min(float(v) for v in times.values()), c
+    # --json records the same; the native policy measures nothing.
+    p = run("bench", "-m", model, "-p", 64, "-n", 0, "-r", 1, "--profile", "--json", "--prefill-gemm", "native",
+            "--probe-mib", 16, "--probe-runs", 1)
+    prof = json.loads(p.stdout)["tests"][0]["profile"]
+    assert prof["prefill_gemm_policy"] == "native" and prof["prefill_gemm_choices"] == []

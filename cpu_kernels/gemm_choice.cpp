@@ -1,0 +1,223 @@
+// The qgemm / oneDNN choice (gemm_choice.h): a policy, and under auto a
+// measured answer cached per shape.
+#include "cpu_kernels/gemm_choice.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <tuple>
+
+#include "cpu_kernels/cpu_isa.h"
+#include "cpu_kernels/dnnl_gemm.h"
+#include "cpu_kernels/qgemm.h"
+#include "runtime/base/rng.h"
+
+namespace strata {
+namespace {
+
+constexpr int64_t kMaxBucketRows = 512;
+
+struct State {
+  std::mutex mu;
+  bool policy_set = false;
+  GemmPolicy policy = GemmPolicy::kAuto;
+  // (type, n_in, n_out, bucket, isa) -> choice
+  std::map<std::tuple<int, int64_t, int64_t, int64_t, int>, GemmChoice> choices;
+};
+
+State& state() {
+  static State s;
+  return s;
+}
+
+GemmPolicy policy_from_env() {
+  const char* e = std::getenv("STRATA_PREFILL_GEMM");
+  if (!e || !*e) return GemmPolicy::kAuto;
+  Result<GemmPolicy> p = parse_gemm_policy(e);
+  return p.is_ok() ? *p : GemmPolicy::kAuto;
+}
+
+int64_t bucket_of(int64_t n_rows) {
+  int64_t b = kDnnlMinRows;
+  while (b * 2 <= std::min(n_rows, kMaxBucketRows)) b *= 2;
+  return b;
+}
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// Estimated seconds of the whole product (all n_out rows) for `rows` rows on
+// one thread: activation preparation once, plus kernel(block) on blocks of
+// `probe_out` output rows scaled to n_out (best of two runs after a warm-up).
+// Each run takes the next block of weight rows, so that, as in a real
+// product, the weights are not already in cache.
+template <class Prep, class Kernel>
+double estimate(Prep prep, Kernel kernel, int64_t probe_out, int64_t n_out, int64_t& block) {
+  const int64_t n_blocks = std::max<int64_t>(1, n_out / probe_out);
+  auto next = [&] { return (block++) % n_blocks * probe_out; };
+  auto t0 = Clock::now();
+  if (!prep()) return 0;
+  const double t_prep = seconds_since(t0);
+  if (!kernel(next())) return 0;
+  double best = 1e30;
+  for (int i = 0; i < 2; ++i) {
+    const int64_t o = next();
+    t0 = Clock::now();
+    if (!kernel(o)) return 0;
+    best = std::min(best, seconds_since(t0));
+  }
+  return t_prep + best * double(n_out) / double(probe_out);
+}
+
+GemmChoice measure(DType w_type, const void* w, int64_t n_in, int64_t n_out, int64_t rows) {
+  GemmChoice c;
+  c.w_type = w_type;
+  c.n_in = n_in;
+  c.n_out = n_out;
+  c.rows = rows;
+  const int64_t probe_out = std::min(n_out, 2 * dnnl_gemm_tile_rows(n_in));
+  int64_t block = 0;
+  // Block o's output goes to y + (n_out - o): every write stays inside y.
+  std::vector<float> y(size_t(rows * probe_out + n_out));
+  std::vector<float> x(size_t(rows * n_in));
+  Xoshiro256 rng(uint64_t(n_in) * 31 + uint64_t(n_out));
+  for (float& v : x) v = float(rng.uniform() * 2 - 1);
+  const int64_t x_stride = n_in;
+  if (qgemm_supports(w_type)) {
+    ActPack pack;
+    c.native_ms = 1e3 * estimate(
+                            [&] {
+                              act_pack_prepare(pack, w_type, n_in, rows);
+                              act_pack_rows(pack, x.data(), x_stride, 0, rows);
+                              return true;
+                            },
+                            [&](int64_t o) {
+                              qgemm_rows(w_type, w, n_in, o, o + probe_out, pack, y.data() + (n_out - o), probe_out);
+                              return true;
+                            },
+                            probe_out, n_out, block);
+  }
+  for (DnnlPrecision p : {DnnlPrecision::kF32, DnnlPrecision::kBF16}) {
+    if (!dnnl_precision_available(p)) continue;
+    DnnlActs acts;
+    const double ms =
+        1e3 * estimate(
+                  [&] {
+                    acts.prepare(p, x.data(), x_stride, n_in, rows);
+                    return true;
+                  },
+                  [&](int64_t o) {
+                    return dnnl_gemm_rows(w_type, w, n_in, o, o + probe_out, acts, y.data() + (n_out - o), probe_out).is_ok();
+                  },
+                  probe_out, n_out, block);
+    (p == DnnlPrecision::kF32 ? c.dnnl_f32_ms : c.dnnl_bf16_ms) = ms;
+  }
+  double best = c.native_ms > 0 ? c.native_ms : 1e30;
+  c.path = GemmPath::kNative;
+  if (c.dnnl_f32_ms > 0 && c.dnnl_f32_ms < best) {
+    best = c.dnnl_f32_ms;
+    c.path = GemmPath::kDnnlF32;
+  }
+  if (c.dnnl_bf16_ms > 0 && c.dnnl_bf16_ms < best) c.path = GemmPath::kDnnlBF16;
+  return c;
+}
+
+GemmPath any_dnnl() {
+  if (dnnl_precision_available(DnnlPrecision::kF32)) return GemmPath::kDnnlF32;
+  if (dnnl_precision_available(DnnlPrecision::kBF16)) return GemmPath::kDnnlBF16;
+  return GemmPath::kNative;
+}
+
+}  // namespace
+
+const char* gemm_path_name(GemmPath p) {
+  switch (p) {
+    case GemmPath::kNative: return "qgemm";
+    case GemmPath::kDnnlF32: return "onednn-f32";
+    case GemmPath::kDnnlBF16: return "onednn-bf16";
+  }
+  return "?";
+}
+
+Result<GemmPolicy> parse_gemm_policy(std::string_view name) {
+  if (name == "auto") return GemmPolicy::kAuto;
+  if (name == "native" || name == "qgemm") return GemmPolicy::kNative;
+  if (name == "onednn") return GemmPolicy::kDnnl;
+  return invalid_argument("unknown prefill GEMM policy '" + std::string(name) + "' (expected auto, native or onednn)");
+}
+
+const char* gemm_policy_name(GemmPolicy p) {
+  switch (p) {
+    case GemmPolicy::kAuto: return "auto";
+    case GemmPolicy::kNative: return "native";
+    case GemmPolicy::kDnnl: return "onednn";
+  }
+  return "?";
+}
+
+void set_gemm_policy(GemmPolicy p) {
+  State& s = state();
+  std::lock_guard<std::mutex> lock(s.mu);
+  s.policy_set = true;
+  s.policy = p;
+  s.choices.clear();
+}
+
+GemmPolicy gemm_policy() {
+  State& s = state();
+  std::lock_guard<std::mutex> lock(s.mu);
+  if (!s.policy_set) {
+    s.policy = policy_from_env();
+    s.policy_set = true;
+  }
+  return s.policy;
+}
+
+GemmPath choose_gemm_path(DType w_type, const void* w, int64_t n_in, int64_t n_out, int64_t n_rows) {
+  if (n_rows < kDnnlMinRows || n_out <= 0 || !dnnl_gemm_supports(w_type)) return GemmPath::kNative;
+  const GemmPolicy policy = gemm_policy();
+  if (policy == GemmPolicy::kNative) return GemmPath::kNative;
+  if (policy == GemmPolicy::kDnnl || !qgemm_supports(w_type)) return any_dnnl();
+  const int64_t bucket = bucket_of(n_rows);
+  const auto key = std::make_tuple(int(w_type), n_in, n_out, bucket, int(active_cpu_isa()));
+  State& s = state();
+  {
+    std::lock_guard<std::mutex> lock(s.mu);
+    auto it = s.choices.find(key);
+    if (it != s.choices.end()) return it->second.path;
+  }
+  const GemmChoice c = measure(w_type, w, n_in, n_out, bucket);
+  std::lock_guard<std::mutex> lock(s.mu);
+  return s.choices.emplace(key, c).first->second.path;
+}
+
+std::vector<GemmChoice> gemm_choices() {
+  State& s = state();
+  std::lock_guard<std::mutex> lock(s.mu);
+  std::vector<GemmChoice> out;
+  for (const auto& [k, c] : s.choices) out.push_back(c);
+  return out;
+}
+
+std::string describe(const GemmChoice& c) {
+  char buf[256];
+  std::string rows = std::to_string(c.rows) + (c.rows >= kMaxBucketRows ? "+" : "-" + std::to_string(2 * c.rows - 1));
+  std::snprintf(buf, sizeof buf, "%s %lldx%lld, %s rows: %s (", std::string(dtype_name(c.w_type)).c_str(),
+                (long long)c.n_in, (long long)c.n_out, rows.c_str(), gemm_path_name(c.path));
+  std::string s = buf;
+  auto add = [&](const char* name, double ms) {
+    if (ms <= 0) return;
+    if (s.back() != '(') s += ", ";
+    std::snprintf(buf, sizeof buf, "%s %.2f ms", name, ms);
+    s += buf;
+  };
+  add("qgemm", c.native_ms);
+  add("onednn-f32", c.dnnl_f32_ms);
+  add("onednn-bf16", c.dnnl_bf16_ms);
+  return s + ")";
+}
+
+}  // namespace strata
