@@ -14,6 +14,11 @@
 //     GOP/s (2 ops per multiply-add) and pct_peak, the share of a register-only
 //     throughput probe for the instruction the path's kernel is built on
 //     (vpdpbusd/vpdpwssd, vpmaddubsw+vpmaddwd, FMA, vdpbf16ps) times T.
+//   prefill/<type>/onednn-f32|onednn-bf16/<n_in>x<n_out>/rows:R/threads:T
+//     the same product through oneDNN on dequantized tiles (dnnl_gemm.h),
+//     the dequantization included, against the FMA (f32) or vdpbf16ps peak;
+//     R = 512 and 32 (an expert's share of a 512-token prompt), beside
+//     qgemm at the same R, which is what gemm_choice.h decides between.
 // Activations are prepared once outside the timed loop (that cost is
 // n_rows * n_in, small beside the weights). Thread teams split the output
 // range evenly; the real pool belongs to offload/.
@@ -34,6 +39,7 @@
 #include <vector>
 
 #include "cpu_kernels/cpu_isa.h"
+#include "cpu_kernels/dnnl_gemm.h"
 #include "cpu_kernels/qgemm.h"
 #include "runtime/base/half.h"
 #include "runtime/base/rng.h"
@@ -347,17 +353,16 @@ double peak_macs(CpuIsa isa, DType t) {
   return c;
 }
 
-void bm_prefill(benchmark::State& st, DType t, CpuIsa isa, int64_t n_in, int64_t n_out, int threads) {
-  constexpr int64_t kRows = 512;
+void bm_prefill(benchmark::State& st, DType t, CpuIsa isa, int64_t n_in, int64_t n_out, int64_t rows, int threads) {
   Weights& w = weights_for(t, n_in, n_out, 0.0);
-  const ActPack x = make_acts(t, n_in, kRows);
-  std::vector<float> y(static_cast<size_t>(kRows * n_out));
+  const ActPack x = make_acts(t, n_in, rows);
+  std::vector<float> y(static_cast<size_t>(rows * n_out));
   std::unique_ptr<Team> team = threads > 1 ? std::make_unique<Team>(threads) : nullptr;
   for (auto _ : st) {
     product(isa, w, 0, x, y.data(), team.get());
     benchmark::DoNotOptimize(y.data());
   }
-  const double gop = 2.0 * n_in * n_out * kRows / 1e9;
+  const double gop = 2.0 * n_in * n_out * rows / 1e9;
   st.counters["GOP/s"] = benchmark::Counter(gop, benchmark::Counter::kIsIterationInvariantRate);
   const double peak = peak_macs(isa, t) * 2 / 1e9 * threads;
   if (peak > 0) {
@@ -365,6 +370,44 @@ void bm_prefill(benchmark::State& st, DType t, CpuIsa isa, int64_t n_in, int64_t
     st.counters["peak_GOP/s"] = peak;
   }
   st.SetLabel(std::string(qgemm_variant_name(isa)));
+}
+
+// The same product on oneDNN: f32 against the FMA peak of the widest path,
+// bf16 against vdpbf16ps (where the CPU has it).
+void bm_prefill_dnnl(benchmark::State& st, DType t, DnnlPrecision prec, int64_t n_in, int64_t n_out, int64_t rows,
+                     int threads) {
+  Weights& w = weights_for(t, n_in, n_out, 0.0);
+  Xoshiro256 rng(7);
+  std::vector<float> xf(static_cast<size_t>(n_in * rows));
+  for (auto& v : xf) v = static_cast<float>(rng.uniform() * 2 - 1);
+  DnnlActs x;
+  x.prepare(prec, xf.data(), n_in, n_in, rows);
+  std::vector<float> y(static_cast<size_t>(rows * n_out));
+  std::unique_ptr<Team> team = threads > 1 ? std::make_unique<Team>(threads) : nullptr;
+  bool ok = true;
+  auto job = [&](int m) {
+    const auto [b, e] = slice(w.n_out, m, team ? team->size() : 1);
+    if (!dnnl_gemm_rows(t, w.copy(0), n_in, b, e, x, y.data(), n_out).is_ok()) ok = false;
+  };
+  const std::function<void(int)> f = job;
+  for (auto _ : st) {
+    if (team) {
+      team->run(f);
+    } else {
+      job(0);
+    }
+    benchmark::DoNotOptimize(y.data());
+  }
+  if (!ok) st.SkipWithError("oneDNN product failed");
+  const double gop = 2.0 * n_in * n_out * rows / 1e9;
+  st.counters["GOP/s"] = benchmark::Counter(gop, benchmark::Counter::kIsIterationInvariantRate);
+  const CpuIsa widest = best_cpu_isa() == CpuIsa::kAmx ? CpuIsa::kAvx512 : best_cpu_isa();
+  const double peak = peak_macs(widest, prec == DnnlPrecision::kF32 ? DType::kF32 : DType::kBF16) * 2 / 1e9 * threads;
+  if (peak > 0) {
+    st.counters["pct_peak"] = benchmark::Counter(gop * 100.0 / peak, benchmark::Counter::kIsIterationInvariantRate);
+    st.counters["peak_GOP/s"] = peak;
+  }
+  st.SetLabel(std::string("onednn-") + dnnl_precision_name(prec));
 }
 
 struct Shape {
@@ -407,15 +450,29 @@ void register_all() {
     }
     for (const Shape& s : kPrefillShapes) {
       const std::string sn = std::to_string(s.n_in) + "x" + std::to_string(s.n_out);
-      for (CpuIsa isa : paths) {
-        if (isa == CpuIsa::kScalar && s.n_in * s.n_out > 2048 * 768) continue;  // minutes per iteration
-        for (int threads : {1, all}) {
-          const std::string name = "prefill/" + tn + "/" + std::string(cpu_isa_name(isa)) + "/" + sn +
-                                   "/rows:512/threads:" + std::to_string(threads);
-          benchmark::RegisterBenchmark(name.c_str(), bm_prefill, t, isa, s.n_in, s.n_out, threads)
-              ->UseRealTime()
-              ->Unit(benchmark::kMillisecond);
-          if (all == 1) break;
+      for (int64_t rows : {512, 32}) {
+        const std::string rn = "/rows:" + std::to_string(rows) + "/threads:";
+        for (CpuIsa isa : paths) {
+          if (isa == CpuIsa::kScalar && s.n_in * s.n_out > 2048 * 768) continue;  // minutes per iteration
+          for (int threads : {1, all}) {
+            const std::string name =
+                "prefill/" + tn + "/" + std::string(cpu_isa_name(isa)) + "/" + sn + rn + std::to_string(threads);
+            benchmark::RegisterBenchmark(name.c_str(), bm_prefill, t, isa, s.n_in, s.n_out, rows, threads)
+                ->UseRealTime()
+                ->Unit(benchmark::kMillisecond);
+            if (all == 1) break;
+          }
+        }
+        for (DnnlPrecision prec : {DnnlPrecision::kF32, DnnlPrecision::kBF16}) {
+          if (!dnnl_precision_available(prec)) continue;
+          for (int threads : {1, all}) {
+            const std::string name = "prefill/" + tn + "/onednn-" + dnnl_precision_name(prec) + "/" + sn + rn +
+                                     std::to_string(threads);
+            benchmark::RegisterBenchmark(name.c_str(), bm_prefill_dnnl, t, prec, s.n_in, s.n_out, rows, threads)
+                ->UseRealTime()
+                ->Unit(benchmark::kMillisecond);
+            if (all == 1) break;
+          }
         }
       }
     }

@@ -19,8 +19,12 @@ namespace strata {
 namespace {
 
 constexpr int64_t kMaxChunkRows = 256;
+// Primitives kept per thread; past this the cache starts over (a server's
+// attention sees ever new lengths).
+constexpr size_t kMaxPrimitives = 512;
 
-using Key = std::tuple<int, int64_t, int64_t, int64_t, int64_t, int64_t>;  // precision, m, k, n, lda, ldc
+// precision, m, k, n, lda, ldc, and B's strides (row i of k, column j of n)
+using Key = std::tuple<int, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t>;
 
 struct ThreadState {
   dnnl::engine engine{dnnl::engine::kind::cpu, 0};
@@ -43,16 +47,18 @@ dnnl::memory::data_type dt_of(DnnlPrecision p) {
   return p == DnnlPrecision::kF32 ? dnnl::memory::data_type::f32 : dnnl::memory::data_type::bf16;
 }
 
-// The matmul m x k (row stride lda) times k x n (weights: n rows of k) into
+// The matmul m x k (row stride lda) times k x n (element (i, j) at
+// i * b_row + j * b_col; weights are n rows of k: b_row 1, b_col k) into
 // m x n f32 (row stride ldc).
 Result<dnnl::matmul*> primitive(ThreadState& s, DnnlPrecision p, int64_t m, int64_t k, int64_t n, int64_t lda,
-                                int64_t ldc) {
-  const Key key{int(p), m, k, n, lda, ldc};
+                                int64_t ldc, int64_t b_row, int64_t b_col) {
+  const Key key{int(p), m, k, n, lda, ldc, b_row, b_col};
   auto it = s.prims.find(key);
   if (it != s.prims.end()) return &it->second;
+  if (s.prims.size() >= kMaxPrimitives) s.prims.clear();
   try {
     const dnnl::memory::desc a({m, k}, dt_of(p), {lda, 1});
-    const dnnl::memory::desc b({k, n}, dt_of(p), {1, k});
+    const dnnl::memory::desc b({k, n}, dt_of(p), {b_row, b_col});
     const dnnl::memory::desc c({m, n}, dnnl::memory::data_type::f32, {ldc, 1});
     dnnl::matmul mm(dnnl::matmul::primitive_desc(dnnl::matmul::desc(a, b, c), s.engine));
     return &s.prims.emplace(key, std::move(mm)).first->second;
@@ -100,7 +106,7 @@ Status multiply(ThreadState& s, const DnnlActs& x, void* tile, int64_t n, float*
     dnnl::memory b(bd, s.engine, tile);
     for (int64_t r = 0; r < x.n_rows(); r += kMaxChunkRows) {
       const int64_t m = std::min(kMaxChunkRows, x.n_rows() - r);
-      STRATA_ASSIGN_OR_RETURN(dnnl::matmul * mm, primitive(s, p, m, k, n, x.stride(), ldc));
+      STRATA_ASSIGN_OR_RETURN(dnnl::matmul * mm, primitive(s, p, m, k, n, x.stride(), ldc, 1, k));
       const dnnl::memory::desc ad({m, k}, dt_of(p), {x.stride(), 1});
       const dnnl::memory::desc cd({m, n}, dnnl::memory::data_type::f32, {ldc, 1});
       dnnl::memory a(ad, s.engine, const_cast<uint8_t*>(static_cast<const uint8_t*>(x.data()) + size_t(r * x.stride()) * elem));
@@ -121,10 +127,10 @@ const char* dnnl_precision_name(DnnlPrecision p) { return p == DnnlPrecision::kF
 bool dnnl_precision_available(DnnlPrecision p) {
   static const bool ok[2] = {
       [] {
-        return primitive(state(), DnnlPrecision::kF32, 16, 64, 16, 64, 16).is_ok();
+        return primitive(state(), DnnlPrecision::kF32, 16, 64, 16, 64, 16, 1, 64).is_ok();
       }(),
       [] {
-        return primitive(state(), DnnlPrecision::kBF16, 16, 64, 16, 64, 16).is_ok();
+        return primitive(state(), DnnlPrecision::kBF16, 16, 64, 16, 64, 16, 1, 64).is_ok();
       }(),
   };
   return ok[p == DnnlPrecision::kF32 ? 0 : 1];
@@ -182,6 +188,33 @@ Status dnnl_gemm_swiglu_rows(DType gate_type, const void* gate, DType up_type, c
     STRATA_ASSIGN_OR_RETURN(void* tu, load_tile(s, x.precision(), up_type, up, n_in, o, n));
     STRATA_RETURN_IF_ERROR(multiply(s, x, tu, n, s.up.data(), n));
     for (int64_t r = 0; r < x.n_rows(); ++r) swiglu(s.gate.data() + r * n, s.up.data() + r * n, h + r * h_stride + o, n);
+  }
+  return Status::ok();
+}
+
+}  // namespace strata
+
+namespace strata {
+
+Status dnnl_matmul_f32(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int64_t b_row,
+                       int64_t b_col, float* c, int64_t ldc) {
+  if (m < 0 || n < 0 || k < 0 || lda < k || ldc < n) {
+    return invalid_argument("oneDNN matmul: bad shape " + std::to_string(m) + "x" + std::to_string(k) + " by " +
+                            std::to_string(k) + "x" + std::to_string(n) + " (lda " + std::to_string(lda) + ", ldc " +
+                            std::to_string(ldc) + ")");
+  }
+  if (m == 0 || n == 0) return Status::ok();
+  ThreadState& s = state();
+  STRATA_ASSIGN_OR_RETURN(dnnl::matmul * mm, primitive(s, DnnlPrecision::kF32, m, k, n, lda, ldc, b_row, b_col));
+  try {
+    const dnnl::memory::data_type f32 = dnnl::memory::data_type::f32;
+    dnnl::memory am(dnnl::memory::desc({m, k}, f32, {lda, 1}), s.engine, const_cast<float*>(a));
+    dnnl::memory bm(dnnl::memory::desc({k, n}, f32, {b_row, b_col}), s.engine, const_cast<float*>(b));
+    dnnl::memory cm(dnnl::memory::desc({m, n}, f32, {ldc, 1}), s.engine, c);
+    mm->execute(s.stream, {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}});
+    s.stream.wait();
+  } catch (const dnnl::error& e) {
+    return internal_error(std::string("oneDNN matmul failed: ") + e.what());
   }
   return Status::ok();
 }

@@ -72,6 +72,12 @@ Status dnnl_gemm_rows(DType w_type, const void* w, int64_t n_in, int64_t o_begin
 Status dnnl_gemm_swiglu_rows(DType gate_type, const void* gate, DType up_type, const void* up, int64_t n_in,
                              int64_t o_begin, int64_t o_end, const DnnlActs& x, float* h, int64_t h_stride);
 
+// A plain f32 product on the calling thread (attention's score and value
+// products): C[m x n] (row stride ldc) = A[m x k] (row stride lda) times the
+// k x n matrix whose element (i, j) is b[i * b_row + j * b_col].
+Status dnnl_matmul_f32(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int64_t b_row,
+                       int64_t b_col, float* c, int64_t ldc);
+
 // Weight rows dequantized per tile for a row length of n_in (the tile's f32
 // copy stays within about 256 KiB, a multiple of 16 rows, 16 to 256).
 int64_t dnnl_gemm_tile_rows(int64_t n_in);

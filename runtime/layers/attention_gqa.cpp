@@ -1,8 +1,17 @@
-// Grouped-query attention over the f32 KV cache.
+// Grouped-query attention over the f32 KV cache. A prompt batch (a run of
+// kMinRunTokens or more consecutive tokens of one sequence) is attended as
+// matrix products per query head and chunk of tokens: scores = Q K^T and
+// out = softmax(scores) V on oneDNN, with the sequence's keys and values
+// gathered once per layer. Other tokens (decode) take one (token, head) at a
+// time over the paged cache, as does everything under --prefill-gemm native.
 #include "runtime/layers/attention_gqa.h"
 
 #include <algorithm>
+#include <cstring>
 
+#include "cpu_kernels/dnnl_gemm.h"
+#include "cpu_kernels/gemm_choice.h"
+#include "cpu_kernels/softmax.h"
 #include "runtime/kv/kv_attention.h"
 #include "runtime/layers/compute_context.h"
 #include "runtime/layers/rmsnorm.h"
@@ -17,6 +26,59 @@ void add_bias(float* y, int64_t n_rows, const std::vector<float>& b) {
   for (int64_t r = 0; r < n_rows; ++r) {
     for (int64_t i = 0; i < n; ++i) y[r * n + i] += b[i];
   }
+}
+
+constexpr int64_t kMinRunTokens = kDnnlMinRows;
+constexpr int64_t kChunkTokens = 64;
+
+// Rows [0, n) of layer `layer` of sequence `seq`, k_off.. of each position's
+// keys (or values), copied into dst (n rows of `width` floats).
+void gather_rows(const KvCache& cache, uint32_t layer, uint32_t seq, bool values, int64_t n, int64_t width, float* dst) {
+  const int64_t B = cache.block_size();
+  for (int64_t t0 = 0; t0 < n; t0 += B) {
+    const int64_t m = std::min(B, n - t0);
+    const float* src = values ? cache.v(layer, seq, int32_t(t0)) : cache.k(layer, seq, int32_t(t0));
+    std::memcpy(dst + t0 * width, src, size_t(m * width) * sizeof(float));
+  }
+}
+
+// Attention of tokens [r0, r1) (one sequence) as matrix products into o. A
+// chunk oneDNN fails on is done one (token, head) at a time instead, so the
+// output is complete either way.
+void attend_run(const GqaConfig& c, uint32_t layer, const float* q, const TokenPlaces& places, const KvCache& cache,
+                int64_t r0, int64_t r1, ComputeContext* ctx, float* o) {
+  const int64_t H = c.n_head, Hkv = c.n_head_kv, dk = c.head_k, dv = c.head_v, group = H / Hkv;
+  const uint32_t seq = uint32_t(places.seq[r0]);
+  int64_t P = 0;
+  for (int64_t t = r0; t < r1; ++t) P = std::max<int64_t>(P, int64_t(places.pos[t]) + 1);
+  const int64_t kw = cache.k_width(), vw = cache.v_width();
+  std::vector<float> keys(size_t(P * kw)), vals(size_t(P * vw));
+  gather_rows(cache, layer, seq, false, P, kw, keys.data());
+  gather_rows(cache, layer, seq, true, P, vw, vals.data());
+  const int64_t n_chunks = (r1 - r0 + kChunkTokens - 1) / kChunkTokens;
+  for_each_item(ctx, H * n_chunks, kChunkTokens * P * (dk + dv), kChunkTokens * P, [&](int64_t i, float* s) {
+    const int64_t h = i % H, g = h / group;
+    const int64_t ta = r0 + (i / H) * kChunkTokens, tb = std::min(r1, ta + kChunkTokens), m = tb - ta;
+    int64_t n = 0;
+    for (int64_t t = ta; t < tb; ++t) n = std::max<int64_t>(n, int64_t(places.pos[t]) + 1);
+    float* out = o + (ta * H + h) * dv;
+    bool ok = dnnl_matmul_f32(m, n, dk, q + (ta * H + h) * dk, H * dk, keys.data() + g * dk, 1, kw, s, n).is_ok();
+    if (ok) {
+      for (int64_t r = 0; r < m; ++r) {
+        float* row = s + r * n;
+        const int64_t n_kv = int64_t(places.pos[ta + r]) + 1;
+        for (int64_t j = 0; j < n_kv; ++j) row[j] *= c.kq_scale;
+        softmax_inplace(row, n_kv);
+        std::fill(row + n_kv, row + n, 0.0f);
+      }
+      ok = dnnl_matmul_f32(m, dv, n, s, n, vals.data() + g * dv, vw, 1, out, H * dv).is_ok();
+    }
+    if (ok) return;
+    for (int64_t t = ta; t < tb; ++t) {
+      attention_head_paged(q + (t * H + h) * dk, cache, layer, seq, g * dk, g * dv, false, dk, dv,
+                           int64_t(places.pos[t]) + 1, c.kq_scale, s, o + (t * H + h) * dv);
+    }
+  });
 }
 
 }  // namespace
@@ -46,12 +108,27 @@ void attention_gqa(const GqaWeights& w, const GqaConfig& c, uint32_t layer, cons
   const int64_t group = H / Hkv;
   std::vector<float> o(size_t(T * H * dv));
   const int64_t max_kv = T > 0 ? int64_t(*std::max_element(places.pos, places.pos + T)) + 1 : 1;
+  // Runs of a prompt batch as matrix products; the other tokens listed.
+  const bool blocked = w.wq.ctx && w.wq.ctx->kernels == CpuKernels::kFast && gemm_policy() != GemmPolicy::kNative &&
+                       cache.v_width() > 0;
+  std::vector<int64_t> single;
+  for (int64_t r0 = 0; r0 < T;) {
+    int64_t r1 = r0 + 1;
+    while (r1 < T && places.seq[r1] == places.seq[r0]) ++r1;
+    if (blocked && r1 - r0 >= kMinRunTokens) {
+      attend_run(c, layer, q.data(), places, cache, r0, r1, w.wq.ctx, o.data());
+    } else {
+      for (int64_t t = r0; t < r1; ++t) single.push_back(t);
+    }
+    r0 = r1;
+  }
   // Every (token, head) is independent: split over the pool.
-  for_each_item(w.wq.ctx, T * H, max_kv * (dk + dv), max_kv, [&](int64_t i, float* scores) {
-    const int64_t t = i / H, h = i % H, g = h / group;
+  const int64_t n_single = int64_t(single.size());
+  for_each_item(w.wq.ctx, n_single * H, max_kv * (dk + dv), max_kv, [&](int64_t i, float* scores) {
+    const int64_t t = single[size_t(i / H)], h = i % H, g = h / group;
     const int64_t n_kv = int64_t(places.pos[t]) + 1;
-    attention_head_paged(q.data() + i * dk, cache, layer, uint32_t(places.seq[t]), g * dk, g * dv, false, dk, dv, n_kv,
-                         c.kq_scale, scores, o.data() + i * dv);
+    attention_head_paged(q.data() + (t * H + h) * dk, cache, layer, uint32_t(places.seq[t]), g * dk, g * dv, false, dk,
+                         dv, n_kv, c.kq_scale, scores, o.data() + (t * H + h) * dv);
   });
   w.wo.mul(o.data(), T, out);
 }
