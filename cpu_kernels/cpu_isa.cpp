@@ -105,6 +105,23 @@ CpuFeatures detect_cpu_features() {
   return f;
 }
 
+std::string cpu_brand() {
+  std::string s;
+#if defined(STRATA_X86)
+  if (cpuid(0x80000000u, 0).a < 0x80000004u) return s;
+  for (unsigned leaf = 0x80000002u; leaf <= 0x80000004u; ++leaf) {
+    const Regs r = cpuid(leaf, 0);
+    for (unsigned v : {r.a, r.b, r.c, r.d}) {
+      for (int i = 0; i < 4; ++i) s.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
+    }
+  }
+  s = s.c_str();  // up to the first NUL
+  const size_t b = s.find_first_not_of(' '), e = s.find_last_not_of(' ');
+  s = b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
+#endif
+  return s;
+}
+
 std::string_view cpu_isa_name(CpuIsa isa) {
   switch (isa) {
     case CpuIsa::kScalar: return "scalar";

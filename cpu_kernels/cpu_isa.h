@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 #include "runtime/base/status.h"
@@ -53,5 +54,9 @@ Result<CpuIsa> cpu_isa_from_name(std::string_view name);
 std::string_view cpu_isa_missing(CpuIsa isa);
 
 std::string_view cpu_isa_name(CpuIsa isa);  // "scalar", "avx2", "avx512", "amx"
+
+// The CPU's brand string from cpuid ("Intel(R) Xeon(R) Platinum 8480+"),
+// trimmed; empty where the CPU has none.
+std::string cpu_brand();
 
 }  // namespace strata

@@ -6,9 +6,13 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <tuple>
+#include <unistd.h>
 
 #include "cpu_kernels/cpu_isa.h"
 #include "cpu_kernels/dnnl_gemm.h"
@@ -26,7 +30,118 @@ struct State {
   GemmPolicy policy = GemmPolicy::kAuto;
   // (type, n_in, n_out, bucket, isa) -> choice
   std::map<std::tuple<int, int64_t, int64_t, int64_t, int>, GemmChoice> choices;
+  std::string file;  // use_gemm_choice_file's, or empty
 };
+
+using ChoiceKey = std::tuple<int, int64_t, int64_t, int64_t, int>;
+ChoiceKey key_of(const GemmChoice& c) {
+  return {int(c.w_type), c.n_in, c.n_out, c.rows, int(c.isa)};
+}
+
+nlohmann::json to_json(const GemmChoice& c) {
+  return {{"type", std::string(dtype_name(c.w_type))}, {"n_in", c.n_in}, {"n_out", c.n_out}, {"rows", c.rows},
+          {"isa", std::string(cpu_isa_name(c.isa))}, {"path", gemm_path_name(c.path)}, {"qgemm_ms", c.native_ms},
+          {"onednn_f32_ms", c.dnnl_f32_ms}, {"onednn_bf16_ms", c.dnnl_bf16_ms}};
+}
+
+// One recorded choice; false when any field is missing or unknown.
+bool from_json(const nlohmann::json& j, GemmChoice& c) {
+  if (!j.is_object()) return false;
+  for (const char* f : {"type", "isa", "path"}) {
+    if (!j.contains(f) || !j[f].is_string()) return false;
+  }
+  for (const char* f : {"n_in", "n_out", "rows"}) {
+    if (!j.contains(f) || !j[f].is_number_integer() || j[f].get<int64_t>() <= 0) return false;
+  }
+  const std::optional<DType> t = dtype_from_name(j["type"].get<std::string>());
+  const Result<CpuIsa> isa = cpu_isa_from_name(j["isa"].get<std::string>());
+  const std::string path = j["path"].get<std::string>();
+  if (!t || !isa.is_ok()) return false;
+  c.w_type = *t;
+  c.isa = *isa;
+  c.n_in = j["n_in"].get<int64_t>();
+  c.n_out = j["n_out"].get<int64_t>();
+  c.rows = j["rows"].get<int64_t>();
+  if (path == gemm_path_name(GemmPath::kNative)) {
+    c.path = GemmPath::kNative;
+  } else if (path == gemm_path_name(GemmPath::kDnnlF32)) {
+    c.path = GemmPath::kDnnlF32;
+  } else if (path == gemm_path_name(GemmPath::kDnnlBF16)) {
+    c.path = GemmPath::kDnnlBF16;
+  } else {
+    return false;
+  }
+  auto ms = [&](const char* f) { return j.contains(f) && j[f].is_number() ? j[f].get<double>() : 0.0; };
+  c.native_ms = ms("qgemm_ms");
+  c.dnnl_f32_ms = ms("onednn_f32_ms");
+  c.dnnl_bf16_ms = ms("onednn_bf16_ms");
+  return true;
+}
+
+// The file's JSON, or why it cannot be used.
+Result<nlohmann::json> read_file(const std::string& path) {
+  std::ifstream f(path);
+  if (!f) return not_found(path + ": no gemm choice file");
+  nlohmann::json j = nlohmann::json::parse(f, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("machines") || !j["machines"].is_object()) {
+    return invalid_format(path + ": expected a strata gemm choice file ({\"version\": 1, \"machines\": {...}})");
+  }
+  return j;
+}
+
+std::string machine() { return cpu_brand().empty() ? std::string("unknown CPU") : cpu_brand(); }
+
+// The file's choices for this CPU into `out` (keys already there are kept).
+Status merge_file(const std::string& path, std::map<ChoiceKey, GemmChoice>& out) {
+  Result<nlohmann::json> j = read_file(path);
+  if (j.status().code() == StatusCode::kNotFound) return Status::ok();
+  if (!j.is_ok()) return j.status();
+  const nlohmann::json& m = (*j)["machines"];
+  if (!m.contains(machine())) return Status::ok();
+  if (!m[machine()].is_array()) return invalid_format(path + ": machines[\"" + machine() + "\"]: expected a list of choices");
+  size_t i = 0;
+  for (const nlohmann::json& e : m[machine()]) {
+    GemmChoice c;
+    if (!from_json(e, c)) {
+      return invalid_format(path + ": machines[\"" + machine() + "\"][" + std::to_string(i) +
+                            "]: expected type, n_in, n_out, rows, isa and path (qgemm, onednn-f32 or onednn-bf16)");
+    }
+    out.emplace(key_of(c), c);
+    ++i;
+  }
+  return Status::ok();
+}
+
+// Adds this process's choices to the file under this CPU, keeping what the
+// file already records (the first measurement of a key stays, so every later
+// run agrees with the runs before it). Caller holds the lock. Failures are
+// skipped (see use_gemm_choice_file).
+void write_file(const State& s) {
+  if (s.file.empty()) return;
+  Result<nlohmann::json> old = read_file(s.file);
+  nlohmann::json j = old.is_ok() ? *old : nlohmann::json{{"version", 1}, {"machines", nlohmann::json::object()}};
+  std::map<ChoiceKey, GemmChoice> all;
+  if (!merge_file(s.file, all).is_ok()) {
+    all.clear();
+    j = nlohmann::json{{"version", 1}, {"machines", nlohmann::json::object()}};
+  }
+  for (const auto& [k, c] : s.choices) all.emplace(k, c);
+  nlohmann::json list = nlohmann::json::array();
+  for (const auto& [k, c] : all) list.push_back(to_json(c));
+  j["machines"][machine()] = std::move(list);
+  std::error_code ec;
+  const std::filesystem::path p(s.file);
+  if (p.has_parent_path()) std::filesystem::create_directories(p.parent_path(), ec);
+  const std::string tmp = s.file + ".tmp" + std::to_string(getpid());
+  {
+    std::ofstream f(tmp);
+    if (!f) return;
+    f << j.dump(1) << "\n";
+    if (!f) return;
+  }
+  std::filesystem::rename(tmp, s.file, ec);
+  if (ec) std::filesystem::remove(tmp, ec);
+}
 
 State& state() {
   static State s;
@@ -74,6 +189,7 @@ double estimate(Prep prep, Kernel kernel, int64_t probe_out, int64_t n_out, int6
 
 GemmChoice measure(DType w_type, const void* w, int64_t n_in, int64_t n_out, int64_t rows) {
   GemmChoice c;
+  c.isa = active_cpu_isa();
   c.w_type = w_type;
   c.n_in = n_in;
   c.n_out = n_out;
@@ -166,6 +282,17 @@ void set_gemm_policy(GemmPolicy p) {
   s.choices.clear();
 }
 
+Status use_gemm_choice_file(const std::string& path) {
+  State& s = state();
+  std::lock_guard<std::mutex> lock(s.mu);
+  s.file = path;
+  if (path.empty()) return Status::ok();
+  std::map<ChoiceKey, GemmChoice> loaded;
+  STRATA_RETURN_IF_ERROR(merge_file(path, loaded));
+  for (const auto& [k, c] : loaded) s.choices[k] = c;
+  return Status::ok();
+}
+
 GemmPolicy gemm_policy() {
   State& s = state();
   std::lock_guard<std::mutex> lock(s.mu);
@@ -182,22 +309,35 @@ GemmPath choose_gemm_path(DType w_type, const void* w, int64_t n_in, int64_t n_o
   if (policy == GemmPolicy::kNative) return GemmPath::kNative;
   if (policy == GemmPolicy::kDnnl || !qgemm_supports(w_type)) return any_dnnl();
   const int64_t bucket = bucket_of(n_rows);
-  const auto key = std::make_tuple(int(w_type), n_in, n_out, bucket, int(active_cpu_isa()));
+  const ChoiceKey key{int(w_type), n_in, n_out, bucket, int(active_cpu_isa())};
   State& s = state();
   {
     std::lock_guard<std::mutex> lock(s.mu);
     auto it = s.choices.find(key);
     if (it != s.choices.end()) return it->second.path;
+    // Another process may have measured it since the file was loaded.
+    if (!s.file.empty()) {
+      std::map<ChoiceKey, GemmChoice> now;
+      if (merge_file(s.file, now).is_ok()) {
+        for (const auto& [k, c] : now) s.choices.emplace(k, c);
+      }
+      it = s.choices.find(key);
+      if (it != s.choices.end()) return it->second.path;
+    }
   }
   const GemmChoice c = measure(w_type, w, n_in, n_out, bucket);
   std::lock_guard<std::mutex> lock(s.mu);
-  return s.choices.emplace(key, c).first->second.path;
+  const auto [it, added] = s.choices.emplace(key, c);
+  if (added) write_file(s);
+  return it->second.path;
 }
 
 std::vector<GemmChoice> gemm_choices() {
+  const bool in_effect = gemm_policy() == GemmPolicy::kAuto;
   State& s = state();
   std::lock_guard<std::mutex> lock(s.mu);
   std::vector<GemmChoice> out;
+  if (!in_effect) return out;
   for (const auto& [k, c] : s.choices) out.push_back(c);
   return out;
 }

@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "cpu_kernels/cpu_isa.h"
 #include "runtime/base/dtype.h"
 #include "runtime/base/status.h"
 
@@ -32,7 +33,7 @@ const char* gemm_policy_name(GemmPolicy p);
 
 // The process-wide policy: set_gemm_policy()'s, else $STRATA_PREFILL_GEMM
 // (read once; an invalid value is reported by the tools, and means auto here),
-// else auto. Changing it forgets the measured choices.
+// else auto. Changing it forgets the measured choices (not the file's).
 void set_gemm_policy(GemmPolicy p);
 GemmPolicy gemm_policy();
 
@@ -48,11 +49,13 @@ constexpr int64_t kDnnlMinRows = 32;
 // qgemm lacks goes to oneDNN, one oneDNN lacks stays native.
 GemmPath choose_gemm_path(DType w_type, const void* w, int64_t n_in, int64_t n_out, int64_t n_rows);
 
-// What auto measured so far, for reports (bench --profile).
+// What auto measured or loaded so far, for reports (bench --profile); empty
+// under another policy.
 struct GemmChoice {
   DType w_type = DType::kF32;
   int64_t n_in = 0, n_out = 0;
   int64_t rows = 0;  // the bucket: products of rows..2*rows-1 rows (the last bucket: rows and up)
+  CpuIsa isa = CpuIsa::kScalar;  // the qgemm path it was measured against
   GemmPath path = GemmPath::kNative;
   double native_ms = 0, dnnl_f32_ms = 0, dnnl_bf16_ms = 0;  // estimated whole product; 0: not timed
 };
@@ -60,5 +63,15 @@ std::vector<GemmChoice> gemm_choices();
 
 // "q4_k 2048x768, 512+ rows: onednn-f32 (qgemm 9.10 ms, onednn-f32 3.20 ms)".
 std::string describe(const GemmChoice& c);
+
+// Choices kept in a file, so that runs on one machine take the same kernels
+// (and a seeded run repeats its answer; the two paths round differently):
+// the choices recorded there for this CPU (cpu_brand()) are loaded now and
+// used instead of timing again, and every new measurement is merged into the
+// file (a temporary file renamed over it). A missing file is not an error;
+// an unreadable or malformed one is reported (invalid_format, naming it) and
+// then replaced at the next measurement. Writes that fail are skipped: the
+// choice still holds for this process. Empty path: nothing is kept.
+Status use_gemm_choice_file(const std::string& path);
 
 }  // namespace strata

@@ -6,7 +6,12 @@
 // measured auto choice).
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -180,6 +185,59 @@ TEST(GemmChoice, AutoMeasuresOncePerBucketAndPicksTheFaster) {
   EXPECT_NE(describe(c[1]).find("512+ rows"), std::string::npos) << describe(c[1]);
   set_gemm_policy(GemmPolicy::kAuto);
   EXPECT_TRUE(gemm_choices().empty());
+}
+
+TEST(GemmChoice, AFileKeepsChoicesAcrossRuns) {
+  const std::string path = ::testing::TempDir() + "gemm-choices-" + std::to_string(getpid()) + ".json";
+  std::remove(path.c_str());
+  const std::string brand = cpu_brand().empty() ? std::string("unknown CPU") : cpu_brand();
+  auto read = [&] {
+    std::ifstream f(path);
+    return nlohmann::json::parse(f, nullptr, false);
+  };
+  const std::vector<uint8_t> w = make_w(DType::kQ8_0, 512, 96, 3, false);
+  // First run: nothing recorded, the choice is timed and written.
+  set_gemm_policy(GemmPolicy::kAuto);
+  ASSERT_TRUE(use_gemm_choice_file(path).is_ok());
+  const GemmPath first = choose_gemm_path(DType::kQ8_0, w.data(), 512, 96, 100);
+  nlohmann::json j = read();
+  ASSERT_FALSE(j.is_discarded());
+  ASSERT_EQ(j["machines"][brand].size(), 1u) << j.dump();
+  EXPECT_EQ(j["machines"][brand][0]["path"], gemm_path_name(first));
+  EXPECT_EQ(j["machines"][brand][0]["rows"], 64);
+
+  // A later run takes the recorded choice without timing: edit it to the
+  // other path with a recognizable timing and load it afresh.
+  const GemmPath other = first == GemmPath::kNative ? GemmPath::kDnnlF32 : GemmPath::kNative;
+  j["machines"][brand][0]["path"] = gemm_path_name(other);
+  j["machines"][brand][0]["qgemm_ms"] = 12345.0;
+  std::ofstream(path) << j.dump();
+  set_gemm_policy(GemmPolicy::kAuto);
+  ASSERT_TRUE(use_gemm_choice_file(path).is_ok());
+  EXPECT_EQ(choose_gemm_path(DType::kQ8_0, w.data(), 512, 96, 127), other);
+  ASSERT_EQ(gemm_choices().size(), 1u);
+  EXPECT_EQ(gemm_choices()[0].native_ms, 12345.0);
+  // A new shape is added; the recorded one stays as it was.
+  choose_gemm_path(DType::kQ8_0, w.data(), 512, 96, 600);
+  j = read();
+  ASSERT_EQ(j["machines"][brand].size(), 2u) << j.dump();
+  EXPECT_EQ(j["machines"][brand][0]["path"], gemm_path_name(other));
+
+  // Damaged files are named; the process goes on measuring.
+  std::ofstream(path) << "{not json";
+  Status s = use_gemm_choice_file(path);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidFormat);
+  EXPECT_NE(s.message().find(path), std::string::npos) << s.message();
+  j = {{"version", 1}, {"machines", {{brand, {{{"type", "q8_0"}, {"n_in", 512}, {"n_out", 96}, {"rows", 64},
+                                               {"isa", "avx2"}, {"path", "cublas"}}}}}}};
+  std::ofstream(path) << j.dump();
+  s = use_gemm_choice_file(path);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidFormat);
+  EXPECT_NE(s.message().find("[0]: expected type, n_in, n_out, rows, isa and path"), std::string::npos) << s.message();
+
+  ASSERT_TRUE(use_gemm_choice_file("").is_ok());
+  set_gemm_policy(GemmPolicy::kAuto);
+  std::remove(path.c_str());
 }
 
 }  // namespace

@@ -3,10 +3,12 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 
 #include "cpu_kernels/cpu_isa.h"
 #include "cpu_kernels/gemm_choice.h"
 #include "cpu_kernels/qgemm.h"
+#include "offload/calibrate.h"
 #include "runtime/base/bytes.h"
 #include "tools/commands.h"
 #include "tools/compute_options.h"
@@ -75,6 +77,14 @@ Result<ModelOptions> model_options(const ComputeArgs& a) {
     Result<GemmPolicy> p = parse_gemm_policy(gemm);
     if (!p.is_ok()) return Status(p.status().code(), gemm_from + ": " + p.status().message());
     set_gemm_policy(*p);
+  }
+  // Measured kernel choices persist per machine (a seeded run repeats).
+  const char* cf = std::getenv("STRATA_GEMM_CHOICES");
+  const std::string choice_file = cf && *cf ? std::string(cf)
+                                            : (std::filesystem::path(default_profile_path()).parent_path() /
+                                               "gemm-choices.json").string();
+  if (Status cs = use_gemm_choice_file(choice_file); !cs.is_ok()) {
+    std::fprintf(stderr, "strata: warning: %s; timing the kernels again\n", cs.message().c_str());
   }
   if (isatty(fileno(stderr))) {
     o.placement_progress = [](uint64_t done, uint64_t total) {

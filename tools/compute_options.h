@@ -23,7 +23,10 @@ void add_compute_options(CLI::App* cmd, ComputeArgs& args);
 // "ref" runs matmul_ref for every product (f32 activations, the scalar
 // oracle); "auto", "scalar", "avx2", "avx512", "amx" pick the qgemm path.
 // --prefill-gemm (or STRATA_PREFILL_GEMM): auto, native or onednn, the
-// kernels of prompt-batch products (cpu_kernels/gemm_choice.h).
+// kernels of prompt-batch products (cpu_kernels/gemm_choice.h); auto's
+// measured choices are kept in $STRATA_GEMM_CHOICES, else gemm-choices.json
+// beside the hardware profile cache (a damaged file is warned about and
+// measured again).
 // Errors name the option and the accepted values. NUMA placement progress
 // goes to stderr.
 Result<ModelOptions> model_options(const ComputeArgs& args);

@@ -169,3 +169,31 @@ def test_prefill_gemm_choices(model):
             "--probe-mib", 16, "--probe-runs", 1)
     prof = json.loads(p.stdout)["tests"][0]["profile"]
     assert prof["prefill_gemm_policy"] == "native" and prof["prefill_gemm_choices"] == []
+
+
+def test_prefill_gemm_choice_file(model, tmp_path):
+    # auto's choices are kept in a file; a damaged file is named in a warning,
+    # the run goes on, and the file is rewritten with this run's choices,
+    # which the next run reads back instead of timing again.
+    path = tmp_path / "choices.json"
+    path.write_text("{")
+    env = dict(os.environ, STRATA_GEMM_CHOICES=str(path))
+    args = [STRATA, "bench", "-m", str(model), "-p", "64", "-n", "0", "-r", "1", "--profile", "--json",
+            "--probe-mib", "16", "--probe-runs", "1"]
+    p = subprocess.run(args, capture_output=True, text=True, timeout=300, env=env)
+    assert p.returncode == 0, p.stderr
+    assert f"strata: warning: {path}: expected a strata gemm choice file" in p.stderr, p.stderr
+    first = json.loads(p.stdout)["tests"][0]["profile"]["prefill_gemm_choices"]
+    recorded = json.loads(path.read_text())
+    (machine, choices), = recorded["machines"].items()
+    assert len(choices) == len(first) > 0
+    # Mark every record with a timing no probe would give: the next run must
+    # report it (nothing timed again), and no warning.
+    for c in choices:
+        c["qgemm_ms"] = 99999.0
+    path.write_text(json.dumps(recorded))
+    p = subprocess.run(args, capture_output=True, text=True, timeout=300, env=env)
+    assert p.returncode == 0 and "warning" not in p.stderr, p.stderr
+    again = json.loads(p.stdout)["tests"][0]["profile"]["prefill_gemm_choices"]
+    assert [c["path"] for c in again] == [c["path"] for c in first]
+    assert all(c["qgemm_ms"] == 99999.0 for c in again)
