@@ -89,7 +89,20 @@ Result<nlohmann::json> read_file(const std::string& path) {
   return j;
 }
 
-std::string machine() { return cpu_brand().empty() ? std::string("unknown CPU") : cpu_brand(); }
+std::string brand() { return cpu_brand().empty() ? std::string("unknown CPU") : cpu_brand(); }
+
+// The CPU and this build of strata (size and time of the executable): a
+// rebuilt or upgraded binary has other kernels, so it measures again.
+std::string machine() {
+  static const std::string m = [] {
+    std::error_code ec;
+    const auto size = std::filesystem::file_size("/proc/self/exe", ec);
+    const auto time = std::filesystem::last_write_time("/proc/self/exe", ec);
+    return brand() + " | build " + std::to_string(ec ? 0 : size) + "-" +
+           std::to_string(ec ? 0 : static_cast<long long>(time.time_since_epoch().count()));
+  }();
+  return m;
+}
 
 // The file's choices for this CPU into `out` (keys already there are kept).
 Status merge_file(const std::string& path, std::map<ChoiceKey, GemmChoice>& out) {
@@ -128,6 +141,14 @@ void write_file(const State& s) {
   for (const auto& [k, c] : s.choices) all.emplace(k, c);
   nlohmann::json list = nlohmann::json::array();
   for (const auto& [k, c] : all) list.push_back(to_json(c));
+  // Records of other builds on this CPU are stale.
+  for (auto it = j["machines"].begin(); it != j["machines"].end();) {
+    if (it.key().rfind(brand() + " | build ", 0) == 0 && it.key() != machine()) {
+      it = j["machines"].erase(it);
+    } else {
+      ++it;
+    }
+  }
   j["machines"][machine()] = std::move(list);
   std::error_code ec;
   const std::filesystem::path p(s.file);

@@ -66,7 +66,9 @@ std::string describe(const GemmChoice& c);
 
 // Choices kept in a file, so that runs on one machine take the same kernels
 // (and a seeded run repeats its answer; the two paths round differently):
-// the choices recorded there for this CPU (cpu_brand()) are loaded now and
+// the choices recorded there for this CPU (cpu_brand()) and this build of
+// the executable (its size and time: new kernels are measured again) are
+// loaded now and
 // used instead of timing again, and every new measurement is merged into the
 // file (a temporary file renamed over it). A missing file is not an error;
 // an unreadable or malformed one is reported (invalid_format, naming it) and

@@ -190,7 +190,6 @@ TEST(GemmChoice, AutoMeasuresOncePerBucketAndPicksTheFaster) {
 TEST(GemmChoice, AFileKeepsChoicesAcrossRuns) {
   const std::string path = ::testing::TempDir() + "gemm-choices-" + std::to_string(getpid()) + ".json";
   std::remove(path.c_str());
-  const std::string brand = cpu_brand().empty() ? std::string("unknown CPU") : cpu_brand();
   auto read = [&] {
     std::ifstream f(path);
     return nlohmann::json::parse(f, nullptr, false);
@@ -202,6 +201,10 @@ TEST(GemmChoice, AFileKeepsChoicesAcrossRuns) {
   const GemmPath first = choose_gemm_path(DType::kQ8_0, w.data(), 512, 96, 100);
   nlohmann::json j = read();
   ASSERT_FALSE(j.is_discarded());
+  // One machine: this CPU and this build of the test binary.
+  ASSERT_EQ(j["machines"].size(), 1u) << j.dump();
+  const std::string brand = j["machines"].begin().key();
+  EXPECT_EQ(brand.rfind((cpu_brand().empty() ? std::string("unknown CPU") : cpu_brand()) + " | build ", 0), 0u);
   ASSERT_EQ(j["machines"][brand].size(), 1u) << j.dump();
   EXPECT_EQ(j["machines"][brand][0]["path"], gemm_path_name(first));
   EXPECT_EQ(j["machines"][brand][0]["rows"], 64);
