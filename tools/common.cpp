@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <utility>
 
 #include "cpu_kernels/cpu_isa.h"
 #include "cpu_kernels/gemm_choice.h"
@@ -44,18 +45,23 @@ void add_compute_options(CLI::App* cmd, ComputeArgs& a) {
                   "or onednn; default: $STRATA_PREFILL_GEMM, else auto");
 }
 
+namespace {
+
+// An option's value, else the environment variable's, with where it came
+// from (for errors): {value, "--option" or "VARIABLE"}; empty when neither.
+std::pair<std::string, std::string> option_or_env(const std::string& value, const char* option, const char* variable) {
+  if (!value.empty()) return {value, option};
+  const char* env = std::getenv(variable);
+  if (env && *env) return {env, variable};
+  return {"", option};
+}
+
+}  // namespace
+
 Result<ModelOptions> model_options(const ComputeArgs& a) {
   ModelOptions o;
   o.n_threads = a.n_threads;
-  std::string isa = a.cpu_isa;
-  std::string from = "--cpu-isa";
-  if (isa.empty()) {
-    const char* env = std::getenv("STRATA_CPU_ISA");
-    if (env && *env) {
-      isa = env;
-      from = "STRATA_CPU_ISA";
-    }
-  }
+  const auto [isa, from] = option_or_env(a.cpu_isa, "--cpu-isa", "STRATA_CPU_ISA");
   if (isa == "ref") {
     o.kernels = CpuKernels::kReference;
   } else if (!isa.empty()) {
@@ -64,15 +70,7 @@ Result<ModelOptions> model_options(const ComputeArgs& a) {
       return Status(s.code(), from + ": " + s.message() + " (expected auto, scalar, avx2, avx512, amx or ref)");
     }
   }
-  std::string gemm = a.prefill_gemm;
-  std::string gemm_from = "--prefill-gemm";
-  if (gemm.empty()) {
-    const char* env = std::getenv("STRATA_PREFILL_GEMM");
-    if (env && *env) {
-      gemm = env;
-      gemm_from = "STRATA_PREFILL_GEMM";
-    }
-  }
+  const auto [gemm, gemm_from] = option_or_env(a.prefill_gemm, "--prefill-gemm", "STRATA_PREFILL_GEMM");
   if (!gemm.empty()) {
     Result<GemmPolicy> p = parse_gemm_policy(gemm);
     if (!p.is_ok()) return Status(p.status().code(), gemm_from + ": " + p.status().message());
