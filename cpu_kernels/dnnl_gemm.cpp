@@ -136,6 +136,20 @@ bool dnnl_precision_available(DnnlPrecision p) {
   return ok[p == DnnlPrecision::kF32 ? 0 : 1];
 }
 
+std::string dnnl_cpu_isa() {
+  switch (static_cast<unsigned>(dnnl_get_effective_cpu_isa())) {
+    case dnnl_cpu_isa_sse41: return "sse41";
+    case dnnl_cpu_isa_avx: return "avx";
+    case dnnl_cpu_isa_avx2: return "avx2";
+    case dnnl_cpu_isa_avx2_vnni: return "avx2-vnni";
+    case dnnl_cpu_isa_avx512_core: return "avx512";
+    case dnnl_cpu_isa_avx512_core_vnni: return "avx512-vnni";
+    case dnnl_cpu_isa_avx512_core_bf16: return "avx512-bf16";
+    case dnnl_cpu_isa_avx512_core_amx: return "amx";
+    default: return "other";
+  }
+}
+
 bool dnnl_gemm_supports(DType w) { return can_dequantize(w); }
 
 int64_t dnnl_gemm_tile_rows(int64_t n_in) {

@@ -29,6 +29,11 @@ const char* dnnl_precision_name(DnnlPrecision p);
 // or AMX, or oneDNN's AVX-512 emulation); the answer is computed once.
 bool dnnl_precision_available(DnnlPrecision p);
 
+// The widest instruction set oneDNN uses here (its own detection, lowered by
+// $DNNL_MAX_CPU_ISA): "sse41", "avx2", "avx512", "avx512-vnni",
+// "avx512-bf16", "amx", ...
+std::string dnnl_cpu_isa();
+
 // Weight types this path reads: every type the scalar dequantizer decodes.
 bool dnnl_gemm_supports(DType w);
 
