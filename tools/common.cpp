@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "cpu_kernels/cpu_isa.h"
+#include "cpu_kernels/dnnl_gemm.h"
 #include "cpu_kernels/gemm_choice.h"
 #include "cpu_kernels/qgemm.h"
 #include "offload/calibrate.h"
@@ -106,7 +107,8 @@ std::string compute_summary(const Model& m) {
   if (m.kernels() == CpuKernels::kReference) return s + ", matmul_ref (reference)";
   const CpuIsa isa = active_cpu_isa();
   return s + ", qgemm " + std::string(cpu_isa_name(isa)) + " (" + std::string(qgemm_variant_name(isa)) +
-         "), prompt batches " + gemm_policy_name(gemm_policy());
+         "), prompt batches " + gemm_policy_name(gemm_policy()) +
+         (gemm_policy() == GemmPolicy::kNative ? "" : " (onednn " + dnnl_cpu_isa() + ")");
 }
 
 }  // namespace strata::tools

@@ -31,8 +31,8 @@ void add_compute_options(CLI::App* cmd, ComputeArgs& args);
 // goes to stderr.
 Result<ModelOptions> model_options(const ComputeArgs& args);
 
-// "2 threads (pinned), qgemm avx512 (avx512-vnni), prompt batches auto" or
-// "... matmul_ref (reference)".
+// "2 threads (pinned), qgemm avx512 (avx512-vnni), prompt batches auto
+// (onednn avx512-bf16)" or "... matmul_ref (reference)".
 std::string compute_summary(const Model& model);
 
 }  // namespace strata::tools
