@@ -237,7 +237,7 @@ double time_loop(F f, int64_t iters) {
 // are 12 named variables tied to registers by one empty asm per iteration:
 // an array would live in memory, and every step would then wait on a store
 // and a load (that measures store forwarding, a third of the FMA rate).
-#define STRATA_CHAINS(V, INIT, STEP, C)                                                                        \
+#define STRATA_CHAINS(V, INIT, STEP, C, ADD)                                                                   \
   V a0 = INIT, a1 = INIT, a2 = INIT, a3 = INIT, a4 = INIT, a5 = INIT, a6 = INIT, a7 = INIT, a8 = INIT, a9 = INIT, \
     a10 = INIT, a11 = INIT;                                                                                   \
   for (int64_t i = 0; i < n; ++i) {                                                                           \
@@ -245,63 +245,46 @@ double time_loop(F f, int64_t iters) {
     a6 = STEP(a6); a7 = STEP(a7); a8 = STEP(a8); a9 = STEP(a9); a10 = STEP(a10); a11 = STEP(a11);               \
     __asm__ volatile("" : "+" C(a0), "+" C(a1), "+" C(a2), "+" C(a3), "+" C(a4), "+" C(a5), "+" C(a6),       \
                      "+" C(a7), "+" C(a8), "+" C(a9), "+" C(a10), "+" C(a11));                               \
-  }
+  }                                                                                                           \
+  *out = ADD(ADD(ADD(ADD(a0, a1), ADD(a2, a3)), ADD(ADD(a4, a5), ADD(a6, a7))), ADD(ADD(a8, a9), ADD(a10, a11)));
 
 __attribute__((target("avx512f,avx512bw,avx512vnni"))) void loop_vnni(int64_t n, __m512i* out) {
   const __m512i u = _mm512_set1_epi8(3), s = _mm512_set1_epi8(-2);
 #define STEP(v) _mm512_dpbusd_epi32(v, u, s)
-  STRATA_CHAINS(__m512i, _mm512_setzero_si512(), STEP, "v")
+  STRATA_CHAINS(__m512i, _mm512_setzero_si512(), STEP, "v", _mm512_add_epi32)
 #undef STEP
-  *out = _mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(a0, a1), _mm512_add_epi32(a2, a3)),
-                          _mm512_add_epi32(_mm512_add_epi32(a4, a5), _mm512_add_epi32(a6, a7)));
-  *out = _mm512_add_epi32(*out, _mm512_add_epi32(_mm512_add_epi32(a8, a9), _mm512_add_epi32(a10, a11)));
 }
 __attribute__((target("avx512f,avx512bw"))) void loop_avx512_int8(int64_t n, __m512i* out) {
   // The chain's own bytes are the unsigned operand: a constant one would let
   // the compiler hoist the multiplies out of the loop.
   const __m512i s = _mm512_set1_epi8(-2), one = _mm512_set1_epi16(1);
 #define STEP(v) _mm512_add_epi32(v, _mm512_madd_epi16(_mm512_maddubs_epi16(v, s), one))
-  STRATA_CHAINS(__m512i, _mm512_setzero_si512(), STEP, "v")
+  STRATA_CHAINS(__m512i, _mm512_setzero_si512(), STEP, "v", _mm512_add_epi32)
 #undef STEP
-  *out = _mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(a0, a1), _mm512_add_epi32(a2, a3)),
-                          _mm512_add_epi32(_mm512_add_epi32(a4, a5), _mm512_add_epi32(a6, a7)));
-  *out = _mm512_add_epi32(*out, _mm512_add_epi32(_mm512_add_epi32(a8, a9), _mm512_add_epi32(a10, a11)));
 }
 __attribute__((target("avx2"))) void loop_avx2_int8(int64_t n, __m256i* out) {
   const __m256i s = _mm256_set1_epi8(-2), one = _mm256_set1_epi16(1);
 #define STEP(v) _mm256_add_epi32(v, _mm256_madd_epi16(_mm256_maddubs_epi16(v, s), one))
-  STRATA_CHAINS(__m256i, _mm256_setzero_si256(), STEP, "x")
+  STRATA_CHAINS(__m256i, _mm256_setzero_si256(), STEP, "x", _mm256_add_epi32)
 #undef STEP
-  *out = _mm256_add_epi32(_mm256_add_epi32(_mm256_add_epi32(a0, a1), _mm256_add_epi32(a2, a3)),
-                          _mm256_add_epi32(_mm256_add_epi32(a4, a5), _mm256_add_epi32(a6, a7)));
-  *out = _mm256_add_epi32(*out, _mm256_add_epi32(_mm256_add_epi32(a8, a9), _mm256_add_epi32(a10, a11)));
 }
 __attribute__((target("avx512f"))) void loop_fma512(int64_t n, __m512* out) {
   const __m512 m = _mm512_set1_ps(0.999f), c = _mm512_set1_ps(0.001f);
 #define STEP(v) _mm512_fmadd_ps(v, m, c)
-  STRATA_CHAINS(__m512, _mm512_setzero_ps(), STEP, "v")
+  STRATA_CHAINS(__m512, _mm512_setzero_ps(), STEP, "v", _mm512_add_ps)
 #undef STEP
-  *out = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
-                       _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));
-  *out = _mm512_add_ps(*out, _mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11)));
 }
 __attribute__((target("avx2,fma"))) void loop_fma256(int64_t n, __m256* out) {
   const __m256 m = _mm256_set1_ps(0.999f), c = _mm256_set1_ps(0.001f);
 #define STEP(v) _mm256_fmadd_ps(v, m, c)
-  STRATA_CHAINS(__m256, _mm256_setzero_ps(), STEP, "x")
+  STRATA_CHAINS(__m256, _mm256_setzero_ps(), STEP, "x", _mm256_add_ps)
 #undef STEP
-  *out = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)),
-                       _mm256_add_ps(_mm256_add_ps(a4, a5), _mm256_add_ps(a6, a7)));
-  *out = _mm256_add_ps(*out, _mm256_add_ps(_mm256_add_ps(a8, a9), _mm256_add_ps(a10, a11)));
 }
 __attribute__((target("avx512f,avx512bf16"))) void loop_bf16(int64_t n, __m512* out) {
   const __m512bh u = (__m512bh)_mm512_set1_epi16(0x3f80);
 #define STEP(v) _mm512_dpbf16_ps(v, u, u)
-  STRATA_CHAINS(__m512, _mm512_setzero_ps(), STEP, "v")
+  STRATA_CHAINS(__m512, _mm512_setzero_ps(), STEP, "v", _mm512_add_ps)
 #undef STEP
-  *out = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
-                       _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));
-  *out = _mm512_add_ps(*out, _mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11)));
 }
 #undef STRATA_CHAINS
 
