@@ -387,7 +387,10 @@ Status CpuExpertExecutor::run(const ExpertLayer& l, const ExpertRouting& r, floa
     matmul_ref(l.down.type, p.down[size_t(it.e)] + uint64_t(it.o_begin) * down_row, n_ff, it.o_end - it.o_begin,
                h_.data() + b * n_ff, n_ff, m, y + it.o_begin, n_embd);
   };
-  if (use_fast) u_.resize(size_t(n_pairs * n_ff));  // only the fallback writes it
+  // Only the fallback of a oneDNN gate/up product writes u_.
+  if (use_fast && std::any_of(gu_path_.begin(), gu_path_.end(), [](GemmPath g) { return g != GemmPath::kNative; })) {
+    u_.resize(size_t(n_pairs * n_ff));
+  }
 
   // Step 2: gate+up, h = silu(gate x) * up x per (expert, n_ff range).
   make_items(p, n_ff, items_);
@@ -402,7 +405,7 @@ Status CpuExpertExecutor::run(const ExpertLayer& l, const ExpertRouting& r, floa
   for_items(items_, [&](const Item& it) {
     const int64_t e = it.e, m = rows_of(e), b = begin_of(e);
     float* h = h_.data() + b * n_ff;
-    float* u = u_.data() + b * n_ff;
+    float* u = u_.size() >= size_t((b + m) * n_ff) ? u_.data() + b * n_ff : nullptr;  // sized when a fallback may run
     const float* xe = xg_.data() + b * n_embd;
     if (!use_fast) return ref_gate_up(it, h, u, xe, m);
     if (gu_path_[size_t(e)] == GemmPath::kNative) {
