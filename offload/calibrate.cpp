@@ -33,6 +33,8 @@
 #include "offload/topology.h"
 
 #ifdef STRATA_HAVE_QGEMM
+#include "cpu_kernels/dnnl_gemm.h"
+#include "cpu_kernels/gemm_choice.h"
 #include "cpu_kernels/qgemm.h"
 #include "cpu_kernels/quant_ref.h"
 #endif
@@ -632,12 +634,28 @@ Status kernel_probe(HardwareProfile& p, const Topology& topo, DType type, const 
   std::vector<float> yp(static_cast<size_t>(kRows * n_out));
   Budget pb = budget_of(o);
   pb.seconds /= 2;
+  // The kernel the runtime would run a 512-row batch on (gemm_choice.h):
+  // qgemm, or oneDNN on dequantized tiles.
+  const GemmPath path = choose_gemm_path(type, wp.data(), kNIn, n_out, kRows);
+  DnnlActs acts;
+  if (path != GemmPath::kNative) {
+    acts.prepare(path == GemmPath::kDnnlF32 ? DnnlPrecision::kF32 : DnnlPrecision::kBF16, xs.data(), kNIn, kNIn, kRows);
+  }
+  std::atomic<bool> dnnl_failed{false};
   TeamRun pre = run_team(topo, cores, 1, pb, [&](int t, int) {
-    qgemm_rows(type, wp.data(), kNIn, 64 * t, 64 * (t + 1), pack, yp.data(), n_out);
+    if (path == GemmPath::kNative) {
+      qgemm_rows(type, wp.data(), kNIn, 64 * t, 64 * (t + 1), pack, yp.data(), n_out);
+    } else if (!dnnl_gemm_rows(type, wp.data(), kNIn, 64 * t, 64 * (t + 1), acts, yp.data(), n_out).is_ok()) {
+      dnnl_failed = true;
+    }
   });
+  if (dnnl_failed) return internal_error("kernel probe: oneDNN failed on the " + std::string(dtype_name(type)) + " prefill product");
 
   const std::string when = now_utc();
   const std::string variant(qgemm_variant_name(active_cpu_isa()));
+  const std::string prefill_kernel = path == GemmPath::kNative
+                                         ? "qgemm_rows " + variant
+                                         : std::string(gemm_path_name(path)) + " (" + dnnl_cpu_isa() + ")";
   KernelRate k;
   k.type = type;
   std::vector<double> gbps, gops;
@@ -649,7 +667,7 @@ Status kernel_probe(HardwareProfile& p, const Topology& topo, DType type, const 
                                       std::string(dtype_name(type)) + " weights bound per node, " +
                                       std::to_string(n_threads) + " pinned threads, " + std::to_string(gbps.size()) +
                                       " runs" + pin + ")");
-  k.prefill_gops = figure_of(gops, "measured " + when + " (qgemm_rows " + variant + ", 512 rows x " +
+  k.prefill_gops = figure_of(gops, "measured " + when + " (" + prefill_kernel + ", 512 rows x " +
                                        std::to_string(kNIn) + " inputs x " + std::to_string(n_out) + " outputs, " +
                                        std::to_string(n_threads) + " threads, " + std::to_string(gops.size()) + " runs)");
   p.cpu_kernels.erase(std::remove_if(p.cpu_kernels.begin(), p.cpu_kernels.end(),
@@ -658,7 +676,7 @@ Status kernel_probe(HardwareProfile& p, const Topology& topo, DType type, const 
   p.cpu_kernels.push_back(k);
   progress(o, "CPU kernel " + std::string(dtype_name(type)) + " (" + variant + "): decode " +
                   fmt("%.1f", k.decode_gbps.value) + " GB/s of weights, prefill " + fmt("%.1f", k.prefill_gops.value) +
-                  " GOP/s");
+                  " GOP/s (" + prefill_kernel + ")");
   return Status::ok();
 }
 #endif

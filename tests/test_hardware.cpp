@@ -591,6 +591,9 @@ TEST(Calibrate, QuickProbesMeasureThisMachine) {
     EXPECT_TRUE(k.decode_gbps.known());
     EXPECT_TRUE(k.prefill_gops.known());
     EXPECT_TRUE(starts_with(k.decode_gbps.source, "measured ")) << k.decode_gbps.source;
+    // Prefill is measured on the kernel a 512-row batch runs on: qgemm or oneDNN.
+    const std::string& ps = k.prefill_gops.source;
+    EXPECT_TRUE(ps.find("(qgemm_rows ") != std::string::npos || ps.find("(onednn-") != std::string::npos) << ps;
   }
   EXPECT_TRUE(!p->cpu_kernels.empty() || kernels_said);
 }
