@@ -1,6 +1,6 @@
 // MoE routing on the GPU: router logits -> expert scores (softmax or
 // sigmoid), the selection-only bias, group-limited top-k, weight
-// normalization and scaling, with runtime/layers/moe_ffn.cpp's moe_route
+// normalization and scaling, with cpu_kernels/moe_route.h's moe_route_row
 // semantics. Host launcher with an explicit stream.
 #pragma once
 
@@ -8,21 +8,14 @@
 
 #include <cstdint>
 
+#include "cpu_kernels/moe_route.h"
 #include "runtime/base/status.h"
 
 namespace strata::gpu {
 
-// The fields of runtime's MoeConfig (gpu_kernels sees no model code).
-struct GpuRouteConfig {
-  bool sigmoid = false;        // scores: sigmoid of the logits; false: softmax over the experts
-  int32_t n_expert = 0;
-  int32_t n_used = 0;
-  bool norm_w = false;         // divide the chosen weights by their sum (clamped to 2^-14)
-  float w_scale = 1.0f;        // then multiply by this
-  int32_t n_groups = 0;        // > 1 and n_group_used < n_groups: keep only the best groups
-  int32_t n_group_used = 0;
-  bool group_top2 = true;      // group score: sum of its two best (true) or its best (false)
-};
+// The CPU kernels' routing parameters (cpu_kernels/moe_route.h, a plain
+// struct); norm_w divides by the sum clamped to 2^-14.
+using GpuRouteConfig = MoeRouteParams;
 
 // For each row r < n_rows of n_expert logits (rows logits_stride floats
 // apart): ids[r*n_used + k] and weights[r*n_used + k] for k < n_used, best

@@ -129,8 +129,8 @@ struct DeviceAttention {
   bool prefill = false;  // tokens of one sequence (tiled kernel) rather than decode (split KV)
 };
 
-// Routing as runtime/layers/moe_ffn.h's MoeConfig describes it.
-// Routing of the route op: the CPU kernels' (cpu_kernels/moe_route.h).
+// Routing of the route op: the CPU kernels' (cpu_kernels/moe_route.h), which
+// is also runtime/layers/moe_ffn.h's MoeConfig.
 using DeviceRouteConfig = MoeRouteParams;
 
 class Device {

@@ -282,16 +282,7 @@ class CudaDevice final : public Device {
   Status route(DeviceStream& s, const DeviceRouteConfig& c, const float* logits, int64_t n_rows, const float* bias,
                int32_t* ids, float* weights) override {
     STRATA_RETURN_IF_ERROR(use());
-    gpu::GpuRouteConfig g;
-    g.sigmoid = c.sigmoid;
-    g.n_expert = c.n_expert;
-    g.n_used = c.n_used;
-    g.norm_w = c.norm_w;
-    g.w_scale = c.w_scale;
-    g.n_groups = c.n_groups;
-    g.n_group_used = c.n_group_used;
-    g.group_top2 = c.group_top2;
-    return gpu::moe_route_rows(g, logits, c.n_expert, n_rows, bias, ids, weights, cs(s));
+    return gpu::moe_route_rows(c, logits, c.n_expert, n_rows, bias, ids, weights, cs(s));
   }
   Status kv_store(DeviceStream& s, const DeviceKvLayer& kv, const int32_t* seq, const int32_t* pos, int64_t n_tokens,
                   const float* k, const float* v) override {

@@ -311,21 +311,21 @@ TEST(ForwardOps, CpuExpertExecutorMatchesPerRowLoops) {
 
 TEST(ForwardOps, MoeRoutingSoftmaxNormalized) {
   MoeConfig c;
-  c.gating = ExpertGating::kSoftmax;
+  c.sigmoid = false;
   c.n_expert = 6;
   c.n_used = 2;
   c.norm_w = true;
   const float logits[6] = {0.1f, 2.0f, -1.0f, 1.5f, 0.0f, 1.5f};
   int32_t ids[2];
   float w[2], scratch[12];
-  moe_route(c, logits, nullptr, ids, w, scratch);
+  moe_route_row(c, logits, nullptr, ids, w, scratch);
   EXPECT_EQ(ids[0], 1);
   EXPECT_EQ(ids[1], 3);  // tie with 5: the lower id wins
   const double e1 = std::exp(2.0), e3 = std::exp(1.5);
   EXPECT_NEAR(w[0], e1 / (e1 + e3), 1e-6);
   EXPECT_NEAR(w[1], e3 / (e1 + e3), 1e-6);
   c.norm_w = false;  // qwen2moe: softmax over all, not renormalized
-  moe_route(c, logits, nullptr, ids, w, scratch);
+  moe_route_row(c, logits, nullptr, ids, w, scratch);
   double sum = 0;
   for (float l : logits) sum += std::exp(double(l));
   EXPECT_NEAR(w[0], e1 / sum, 1e-6);
@@ -333,14 +333,14 @@ TEST(ForwardOps, MoeRoutingSoftmaxNormalized) {
 
 TEST(ForwardOps, MoeRoutingSigmoidBiasGroups) {
   MoeConfig c;
-  c.gating = ExpertGating::kSigmoid;
+  c.sigmoid = true;
   c.n_expert = 8;
   c.n_used = 2;
   c.norm_w = true;
   c.w_scale = 2.5f;
   c.n_groups = 4;
   c.n_group_used = 2;
-  c.group_score = GroupScore::kTop2Sum;
+  c.group_top2 = true;
   // groups {0,1} {2,3} {4,5} {6,7}
   const float logits[8] = {3.0f, -4.0f, 1.0f, 1.0f, 2.0f, -3.0f, 0.5f, 0.4f};
   const float bias[8] = {0, 0, 0, 0, 0, 0, 0, 0.0f};
@@ -348,20 +348,20 @@ TEST(ForwardOps, MoeRoutingSigmoidBiasGroups) {
   float w[2], scratch[16];
   auto sg = [](double v) { return 1.0 / (1.0 + std::exp(-v)); };
   // top-2 sums: g0 .95+.018, g1 .73+.73, g2 .88+.047, g3 .62+.60 -> keep g1, g3
-  moe_route(c, logits, bias, ids, w, scratch);
+  moe_route_row(c, logits, bias, ids, w, scratch);
   EXPECT_EQ(ids[0], 2);
   EXPECT_EQ(ids[1], 3);
   EXPECT_NEAR(w[0], 2.5 * 0.5, 1e-6);
   // Scoring groups by their best expert keeps g0 and g2 instead.
-  c.group_score = GroupScore::kMax;
-  moe_route(c, logits, bias, ids, w, scratch);
+  c.group_top2 = false;
+  moe_route_row(c, logits, bias, ids, w, scratch);
   EXPECT_EQ(ids[0], 0);
   EXPECT_EQ(ids[1], 4);
   EXPECT_NEAR(w[0], 2.5 * sg(3.0) / (sg(3.0) + sg(2.0)), 1e-6);
   // A bias changes the choice but never the weights.
   c.n_groups = 0;
   const float bias2[8] = {0, 0, 0, 0, 0, 0, 0, 5.0f};
-  moe_route(c, logits, bias2, ids, w, scratch);
+  moe_route_row(c, logits, bias2, ids, w, scratch);
   EXPECT_EQ(ids[0], 7);
   EXPECT_EQ(ids[1], 0);
   EXPECT_NEAR(w[0], 2.5 * sg(0.4) / (sg(0.4) + sg(3.0)), 1e-6);

@@ -315,20 +315,12 @@ TEST(GpuRouter, MatchesMoeRouteIncludingTiesAndGroups) {
                     .is_ok());
     const std::vector<int32_t> ids = di.download();
     const std::vector<float> w = dw.download();
-    MoeConfig m;
-    m.gating = c.g.sigmoid ? ExpertGating::kSigmoid : ExpertGating::kSoftmax;
-    m.n_expert = c.g.n_expert;
-    m.n_used = c.g.n_used;
-    m.norm_w = c.g.norm_w;
-    m.w_scale = c.g.w_scale;
-    m.n_groups = c.g.n_groups;
-    m.n_group_used = c.g.n_group_used;
-    m.group_score = c.g.group_top2 ? GroupScore::kTop2Sum : GroupScore::kMax;
+    const MoeConfig& m = c.g;
     std::vector<float> scratch(static_cast<size_t>(2 * m.n_expert));
     for (int64_t r = 0; r < rows; ++r) {
       std::vector<int32_t> rid(static_cast<size_t>(m.n_used));
       std::vector<float> rw(static_cast<size_t>(m.n_used));
-      moe_route(m, logits.data() + r * m.n_expert, c.bias ? bias.data() : nullptr, rid.data(), rw.data(), scratch.data());
+      moe_route_row(m, logits.data() + r * m.n_expert, c.bias ? bias.data() : nullptr, rid.data(), rw.data(), scratch.data());
       for (int k = 0; k < m.n_used; ++k) {
         EXPECT_EQ(ids[size_t(r * m.n_used + k)], rid[size_t(k)]) << c.name << " row " << r << " k " << k;
         EXPECT_NEAR(w[size_t(r * m.n_used + k)], rw[size_t(k)], 2e-6f * (1.0f + std::fabs(rw[size_t(k)])))

@@ -237,20 +237,12 @@ TEST(CpuDevice, RouteMatchesMoeRoute) {
     std::vector<float> w(ids.size());
     ASSERT_TRUE(dev->route(*s, cs.d, logits.data(), rows, cs.bias ? bias.data() : nullptr, ids.data(), w.data()).is_ok());
     ASSERT_TRUE(dev->sync(*s).is_ok());
-    MoeConfig m;
-    m.gating = cs.d.sigmoid ? ExpertGating::kSigmoid : ExpertGating::kSoftmax;
-    m.n_expert = cs.d.n_expert;
-    m.n_used = cs.d.n_used;
-    m.norm_w = cs.d.norm_w;
-    m.w_scale = cs.d.w_scale;
-    m.n_groups = cs.d.n_groups;
-    m.n_group_used = cs.d.n_group_used;
-    m.group_score = cs.d.group_top2 ? GroupScore::kTop2Sum : GroupScore::kMax;
+    const MoeConfig& m = cs.d;
     std::vector<float> scratch(static_cast<size_t>(2 * m.n_expert));
     for (int64_t r = 0; r < rows; ++r) {
       std::vector<int32_t> rid(static_cast<size_t>(m.n_used));
       std::vector<float> rw(static_cast<size_t>(m.n_used));
-      moe_route(m, logits.data() + r * m.n_expert, cs.bias ? bias.data() : nullptr, rid.data(), rw.data(),
+      moe_route_row(m, logits.data() + r * m.n_expert, cs.bias ? bias.data() : nullptr, rid.data(), rw.data(),
                 scratch.data());
       for (int k = 0; k < m.n_used; ++k) {
         EXPECT_EQ(ids[size_t(r * m.n_used + k)], rid[size_t(k)]) << "row " << r << " k " << k;
@@ -398,7 +390,7 @@ struct ToyModel {
       }
       matmul_ref(DType::kF32, L.router.data(), kEmbd, kExperts, x.data(), kEmbd, n_rows, logits.data(), kExperts);
       for (int64_t r = 0; r < n_rows; ++r) {
-        moe_route(moe, logits.data() + r * kExperts, nullptr, ids.data() + r * kUsed, wts.data() + r * kUsed,
+        moe_route_row(moe, logits.data() + r * kExperts, nullptr, ids.data() + r * kUsed, wts.data() + r * kUsed,
                   scratch.data());
       }
       ExpertRouting rt;

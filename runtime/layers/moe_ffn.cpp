@@ -8,23 +8,8 @@
 
 #include "cpu_kernels/activation.h"
 #include "cpu_kernels/matmul_ref.h"
-#include "cpu_kernels/moe_route.h"
 
 namespace strata {
-
-void moe_route(const MoeConfig& c, const float* logits, const float* bias, int32_t* ids, float* weights,
-               float* scratch) {
-  MoeRouteParams p;
-  p.sigmoid = c.gating == ExpertGating::kSigmoid;
-  p.n_expert = c.n_expert;
-  p.n_used = c.n_used;
-  p.norm_w = c.norm_w;
-  p.w_scale = c.w_scale;
-  p.n_groups = c.n_groups;
-  p.n_group_used = c.n_group_used;
-  p.group_top2 = c.group_score == GroupScore::kTop2Sum;
-  moe_route_row(p, logits, bias, ids, weights, scratch);
-}
 
 Status moe_ffn(const MoeWeights& w, const MoeConfig& c, const float* x, int64_t n_rows, ExpertExecutor& executor,
                float* out, MoeTiming* timing) {
@@ -36,7 +21,7 @@ Status moe_ffn(const MoeWeights& w, const MoeConfig& c, const float* x, int64_t 
   w.router.mul(x, n_rows, logits.data());
   const float* bias = w.exp_probs_b.empty() ? nullptr : w.exp_probs_b.data();
   for (int64_t r = 0; r < n_rows; ++r) {
-    moe_route(c, logits.data() + r * n, bias, ids.data() + r * k, weights.data() + r * k, scratch.data());
+    moe_route_row(c, logits.data() + r * n, bias, ids.data() + r * k, weights.data() + r * k, scratch.data());
   }
   ExpertRouting routing;
   routing.x = x;

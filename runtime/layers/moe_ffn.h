@@ -8,6 +8,7 @@
 #include <optional>
 #include <vector>
 
+#include "cpu_kernels/moe_route.h"
 #include "offload/expert_executor.h"
 #include "runtime/layers/dense_ffn.h"
 #include "runtime/layers/matrix.h"
@@ -15,22 +16,9 @@
 
 namespace strata {
 
-// How a group of experts is scored for group-limited routing.
-enum class GroupScore : uint8_t {
-  kTop2Sum,  // sum of the group's two best scores (DeepSeek-V3 "noaux_tc")
-  kMax,      // the group's best score (DeepSeek-V2 "group_limited_greedy")
-};
-
-struct MoeConfig {
-  ExpertGating gating = ExpertGating::kSoftmax;  // scores = softmax or sigmoid of router logits
-  int32_t n_expert = 0;
-  int32_t n_used = 0;
-  bool norm_w = false;      // divide the chosen weights by their sum
-  float w_scale = 1.0f;     // then multiply them by this (routed_scaling_factor)
-  int32_t n_groups = 0;     // > 1: keep only the n_group_used best groups
-  int32_t n_group_used = 0;
-  GroupScore group_score = GroupScore::kTop2Sum;
-};
+// The MoE layers' routing: the CPU kernels' parameters (moe_route_row),
+// which the devices' route op takes as well.
+using MoeConfig = MoeRouteParams;
 
 struct MoeWeights {
   Matrix router;                         // ffn_gate_inp {E, n_expert}
@@ -39,13 +27,6 @@ struct MoeWeights {
   std::optional<DenseFfnWeights> shared; // ffn_{gate,up,down}_shexp
   std::vector<float> shared_gate;        // qwen2moe ffn_gate_inp_shexp [E]; empty: ungated
 };
-
-// Routing of one row: from n_expert router logits (and the optional bias),
-// the n_used chosen experts, best first, and their weights.
-//   ids, weights: n_used entries;  scratch: 2 * n_expert floats.
-// Ties go to the lower expert id, so routing is deterministic.
-void moe_route(const MoeConfig& c, const float* logits, const float* bias, int32_t* ids, float* weights,
-               float* scratch);
 
 // Where a MoE layer's time went (seconds, added to), for profiles.
 struct MoeTiming {

@@ -17,7 +17,7 @@ ArchConfig gqa_arch_config(const HParams& hp, RopeStyle style) {
   c.gqa.kq_scale = 1.0f / std::sqrt(float(hp.n_embd_head_k));
   c.gqa.rms_eps = hp.rms_eps;
   c.gqa.rope = rope_params_from(hp, style, nullptr);
-  c.moe.gating = ExpertGating::kSoftmax;
+  c.moe.sigmoid = false;
   c.moe.n_expert = int32_t(hp.n_expert);
   c.moe.n_used = int32_t(hp.n_expert_used);
   return c;

@@ -36,7 +36,7 @@ ArchConfig deepseek2_config(const HParams& hp) {
 
   // Files without expert_gating_func predate sigmoid gating (V2): softmax.
   MoeConfig& r = c.moe;
-  r.gating = hp.expert_gating == ExpertGating::kNone ? ExpertGating::kSoftmax : hp.expert_gating;
+  r.sigmoid = hp.expert_gating == ExpertGating::kSigmoid;
   r.n_expert = int32_t(hp.n_expert);
   r.n_used = int32_t(hp.n_expert_used);
   r.norm_w = hp.expert_weights_norm;
@@ -45,7 +45,7 @@ ArchConfig deepseek2_config(const HParams& hp) {
   r.n_group_used = int32_t(hp.n_group_used);
   // V3 (sigmoid, "noaux_tc") scores a group by its two best experts; V2
   // (softmax, "group_limited_greedy") by its best one.
-  r.group_score = r.gating == ExpertGating::kSigmoid ? GroupScore::kTop2Sum : GroupScore::kMax;
+  r.group_top2 = r.sigmoid;
   return c;
 }
 
