@@ -62,15 +62,11 @@ bool from_json(const nlohmann::json& j, GemmChoice& c) {
   c.n_in = j["n_in"].get<int64_t>();
   c.n_out = j["n_out"].get<int64_t>();
   c.rows = j["rows"].get<int64_t>();
-  if (path == gemm_path_name(GemmPath::kNative)) {
-    c.path = GemmPath::kNative;
-  } else if (path == gemm_path_name(GemmPath::kDnnlF32)) {
-    c.path = GemmPath::kDnnlF32;
-  } else if (path == gemm_path_name(GemmPath::kDnnlBF16)) {
-    c.path = GemmPath::kDnnlBF16;
-  } else {
-    return false;
+  bool known = false;
+  for (GemmPath p : {GemmPath::kNative, GemmPath::kDnnlF32, GemmPath::kDnnlBF16}) {
+    if (path == gemm_path_name(p)) c.path = p, known = true;
   }
+  if (!known) return false;
   auto ms = [&](const char* f) { return j.contains(f) && j[f].is_number() ? j[f].get<double>() : 0.0; };
   c.native_ms = ms("qgemm_ms");
   c.dnnl_f32_ms = ms("onednn_f32_ms");
@@ -89,7 +85,10 @@ Result<nlohmann::json> read_file(const std::string& path) {
   return j;
 }
 
-std::string brand() { return cpu_brand().empty() ? std::string("unknown CPU") : cpu_brand(); }
+const std::string& brand() {
+  static const std::string b = cpu_brand().empty() ? std::string("unknown CPU") : cpu_brand();
+  return b;
+}
 
 // The CPU and this build of strata (size and time of the executable): a
 // rebuilt or upgraded binary has other kernels, so it measures again.
@@ -104,12 +103,10 @@ std::string machine() {
   return m;
 }
 
-// The file's choices for this CPU into `out` (keys already there are kept).
-Status merge_file(const std::string& path, std::map<ChoiceKey, GemmChoice>& out) {
-  Result<nlohmann::json> j = read_file(path);
-  if (j.status().code() == StatusCode::kNotFound) return Status::ok();
-  if (!j.is_ok()) return j.status();
-  const nlohmann::json& m = (*j)["machines"];
+// The choices a parsed file (read_file) records for this CPU and build, into
+// `out` (keys already there are kept); `path` names the file in errors.
+Status merge_choices(const nlohmann::json& j, const std::string& path, std::map<ChoiceKey, GemmChoice>& out) {
+  const nlohmann::json& m = j["machines"];
   if (!m.contains(machine())) return Status::ok();
   if (!m[machine()].is_array()) return invalid_format(path + ": machines[\"" + machine() + "\"]: expected a list of choices");
   size_t i = 0;
@@ -125,6 +122,14 @@ Status merge_file(const std::string& path, std::map<ChoiceKey, GemmChoice>& out)
   return Status::ok();
 }
 
+// The same from the file; a missing file records nothing.
+Status merge_file(const std::string& path, std::map<ChoiceKey, GemmChoice>& out) {
+  Result<nlohmann::json> j = read_file(path);
+  if (j.status().code() == StatusCode::kNotFound) return Status::ok();
+  if (!j.is_ok()) return j.status();
+  return merge_choices(*j, path, out);
+}
+
 // Adds this process's choices to the file under this CPU, keeping what the
 // file already records (the first measurement of a key stays, so every later
 // run agrees with the runs before it). Caller holds the lock. Failures are
@@ -134,7 +139,7 @@ void write_file(const State& s) {
   Result<nlohmann::json> old = read_file(s.file);
   nlohmann::json j = old.is_ok() ? *old : nlohmann::json{{"version", 1}, {"machines", nlohmann::json::object()}};
   std::map<ChoiceKey, GemmChoice> all;
-  if (!merge_file(s.file, all).is_ok()) {
+  if (old.is_ok() && !merge_choices(j, s.file, all).is_ok()) {  // damaged: start over
     all.clear();
     j = nlohmann::json{{"version", 1}, {"machines", nlohmann::json::object()}};
   }
@@ -361,6 +366,12 @@ std::vector<GemmChoice> gemm_choices() {
   if (!in_effect) return out;
   for (const auto& [k, c] : s.choices) out.push_back(c);
   return out;
+}
+
+std::string gemm_choice_json(const GemmChoice& c) { return to_json(c).dump(); }
+
+DnnlPrecision dnnl_precision_of(GemmPath p) {
+  return p == GemmPath::kDnnlBF16 ? DnnlPrecision::kBF16 : DnnlPrecision::kF32;
 }
 
 std::string describe(const GemmChoice& c) {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "cpu_kernels/cpu_isa.h"
+#include "cpu_kernels/dnnl_gemm.h"
 #include "runtime/base/dtype.h"
 #include "runtime/base/status.h"
 
@@ -63,6 +64,14 @@ std::vector<GemmChoice> gemm_choices();
 
 // "q4_k 2048x768, 512+ rows: onednn-f32 (qgemm 9.10 ms, onednn-f32 3.20 ms)".
 std::string describe(const GemmChoice& c);
+
+// One choice as a JSON object, the same record the choice file keeps:
+// {"type", "n_in", "n_out", "rows", "isa", "path", "qgemm_ms",
+// "onednn_f32_ms", "onednn_bf16_ms"}.
+std::string gemm_choice_json(const GemmChoice& c);
+
+// The precision oneDNN runs a oneDNN path at (kNative: f32, unused).
+DnnlPrecision dnnl_precision_of(GemmPath p);
 
 // Choices kept in a file, so that runs on one machine take the same kernels
 // (and a seeded run repeats its answer; the two paths round differently):

@@ -639,7 +639,7 @@ Status kernel_probe(HardwareProfile& p, const Topology& topo, DType type, const 
   const GemmPath path = choose_gemm_path(type, wp.data(), kNIn, n_out, kRows);
   DnnlActs acts;
   if (path != GemmPath::kNative) {
-    acts.prepare(path == GemmPath::kDnnlF32 ? DnnlPrecision::kF32 : DnnlPrecision::kBF16, xs.data(), kNIn, kNIn, kRows);
+    acts.prepare(dnnl_precision_of(path), xs.data(), kNIn, kNIn, kRows);
   }
   std::atomic<bool> dnnl_failed{false};
   TeamRun pre = run_team(topo, cores, 1, pb, [&](int t, int) {

@@ -363,11 +363,10 @@ Status CpuExpertExecutor::run(const ExpertLayer& l, const ExpertRouting& r, floa
     }
   });
 
-  auto precision = [](GemmPath g) { return g == GemmPath::kDnnlBF16 ? DnnlPrecision::kBF16 : DnnlPrecision::kF32; };
   if (use_fast) {
     for (int64_t e = 0; e < n_expert; ++e) {
       if (gu_path_[size_t(e)] == GemmPath::kNative) continue;
-      x_dnnl_[size_t(e)].prepare(precision(gu_path_[size_t(e)]), xg_.data() + begin_of(e) * n_embd, n_embd, n_embd,
+      x_dnnl_[size_t(e)].prepare(dnnl_precision_of(gu_path_[size_t(e)]), xg_.data() + begin_of(e) * n_embd, n_embd, n_embd,
                                  rows_of(e));
     }
   }
@@ -422,7 +421,7 @@ Status CpuExpertExecutor::run(const ExpertLayer& l, const ExpertRouting& r, floa
       if (down_path_[size_t(e)] == GemmPath::kNative) {
         act_pack_rows(h_pack_[size_t(e)], h, n_ff, 0, m);
       } else {
-        h_dnnl_[size_t(e)].prepare(precision(down_path_[size_t(e)]), h, n_ff, n_ff, m);
+        h_dnnl_[size_t(e)].prepare(dnnl_precision_of(down_path_[size_t(e)]), h, n_ff, n_ff, m);
       }
     }
   });

@@ -64,10 +64,7 @@ json profile_json(const BenchResult& r, const Model& m) {
   j["prefill_gemm_policy"] = gemm_policy_name(gemm_policy());
   j["prefill_gemm_choices"] = json::array();
   for (const GemmChoice& c : gemm_choices()) {
-    j["prefill_gemm_choices"].push_back({{"type", dtype_name(c.w_type)}, {"n_in", c.n_in}, {"n_out", c.n_out},
-                                         {"rows", c.rows}, {"path", gemm_path_name(c.path)},
-                                         {"qgemm_ms", c.native_ms}, {"onednn_f32_ms", c.dnnl_f32_ms},
-                                         {"onednn_bf16_ms", c.dnnl_bf16_ms}});
+    j["prefill_gemm_choices"].push_back(json::parse(gemm_choice_json(c)));
   }
   return j;
 }

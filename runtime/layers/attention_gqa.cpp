@@ -31,8 +31,8 @@ void add_bias(float* y, int64_t n_rows, const std::vector<float>& b) {
 constexpr int64_t kMinRunTokens = kDnnlMinRows;
 constexpr int64_t kChunkTokens = 64;
 
-// Rows [0, n) of layer `layer` of sequence `seq`, k_off.. of each position's
-// keys (or values), copied into dst (n rows of `width` floats).
+// Positions [0, n) of layer `layer` of sequence `seq`: each position's keys
+// (or values), all heads, copied into dst (n rows of `width` floats).
 void gather_rows(const KvCache& cache, uint32_t layer, uint32_t seq, bool values, int64_t n, int64_t width, float* dst) {
   const int64_t B = cache.block_size();
   for (int64_t t0 = 0; t0 < n; t0 += B) {

@@ -25,7 +25,7 @@ bool dnnl_product(ComputeContext& ctx, const Matrix& m, const float* x, int64_t 
   const GemmPath path = choose_gemm_path(m.type, m.data, m.n_in, m.n_out, n_rows);
   if (path == GemmPath::kNative) return false;
   DnnlActs& a = ctx.dnnl_act;
-  a.prepare(path == GemmPath::kDnnlF32 ? DnnlPrecision::kF32 : DnnlPrecision::kBF16, x, x_stride, m.n_in, n_rows);
+  a.prepare(dnnl_precision_of(path), x, x_stride, m.n_in, n_rows);
   std::atomic<bool> failed{false};
   for_output_rows(&ctx, m.n_out, m.n_in * n_rows, [&](int64_t b, int64_t e) {
     if (!dnnl_gemm_rows(m.type, m.data, m.n_in, b, e, a, y, y_stride).is_ok()) failed = true;
