@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <immintrin.h>
+#include <sched.h>
 #include <memory>
 #include <string>
 #include <thread>
@@ -17,6 +18,17 @@
 
 namespace strata {
 namespace {
+
+// A new thread inherits its creator's CPU affinity: a caller that CpuPool
+// pinned to one core (any thread that ran a pool op) would put every probe
+// thread on that core and measure half the machine or less. The kernel
+// keeps only the CPUs this process may use.
+void allow_every_cpu() {
+  cpu_set_t all;
+  CPU_ZERO(&all);
+  for (int c = 0; c < CPU_SETSIZE; ++c) CPU_SET(c, &all);
+  (void)sched_setaffinity(0, sizeof all, &all);
+}
 
 uint64_t parse_cache_size(const std::string& s) {
   // "32K", "4096K", "260M"
@@ -135,6 +147,7 @@ Result<BandwidthProbeResult> probe_read_bandwidth(const BandwidthProbeOptions& o
   std::vector<std::thread> pool;
   for (int t = 1; t < n_t; ++t) {
     pool.emplace_back([&, t] {
+      allow_every_cpu();
       for (int pass = 0; pass < n_pass; ++pass) {
         sync.arrive_and_wait();
         work(t, pass);
