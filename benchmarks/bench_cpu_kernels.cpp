@@ -14,6 +14,9 @@
 //     GOP/s (2 ops per multiply-add) and pct_peak, the share of a register-only
 //     throughput probe for the instruction the path's kernel is built on
 //     (vpdpbusd/vpdpwssd, vpmaddubsw+vpmaddwd, FMA, vdpbf16ps) times T.
+//   decode|peak|prefill/q4_k/<path>+packed/...
+//     the same on weights repacked to the interleaved layout of
+//     qgemm_packed.h (GB/s counts the packed bytes, 2.8% more).
 //   prefill/<type>/onednn-f32|onednn-bf16/<n_in>x<n_out>/rows:R/threads:T
 //     the same product through oneDNN on dequantized tiles (dnnl_gemm.h),
 //     the dequantization included, against the FMA (f32) or vdpbf16ps peak;
@@ -41,6 +44,7 @@
 #include "cpu_kernels/cpu_isa.h"
 #include "cpu_kernels/dnnl_gemm.h"
 #include "cpu_kernels/qgemm.h"
+#include "cpu_kernels/qgemm_packed.h"
 #include "runtime/base/half.h"
 #include "runtime/base/rng.h"
 #include "runtime/eval/bandwidth_probe.h"
@@ -109,6 +113,7 @@ struct Weights {
   int64_t n_in = 0, n_out = 0;
   size_t matrix_bytes = 0;
   int64_t n_copies = 0;
+  bool packed = false;  // in the interleaved layout of qgemm_packed.h
   std::unique_ptr<uint8_t[], decltype(&std::free)> data{nullptr, &std::free};
   const uint8_t* copy(int64_t i) const { return data.get() + static_cast<size_t>(i % n_copies) * matrix_bytes; }
 };
@@ -141,19 +146,35 @@ void fill_weights(Weights& w) {
 }
 
 // The current weights, kept while consecutive benchmarks share type and shape.
-Weights& weights_for(DType t, int64_t n_in, int64_t n_out, double gib) {
+uint8_t* alloc_or_exit(size_t bytes) {
+  auto* p = static_cast<uint8_t*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64));
+  if (!p) {
+    std::fprintf(stderr, "bench_cpu_kernels: cannot allocate %.2f GiB of weights\n", bytes / double(1ull << 30));
+    std::exit(1);
+  }
+  return p;
+}
+
+// With `packed`, the same random GGUF matrices packed (matrix_bytes is then
+// the packed size, what the kernel reads).
+Weights& weights_for(DType t, int64_t n_in, int64_t n_out, double gib, bool packed) {
   static Weights w;
   const size_t mb = *dtype_row_bytes(t, static_cast<uint64_t>(n_in)) * static_cast<size_t>(n_out);
   const int64_t copies = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(gib * (1ull << 30) / mb)));
-  if (w.data && w.type == t && w.n_in == n_in && w.n_out == n_out && w.n_copies == copies) return w;
-  w.data.reset();
-  w.type = t, w.n_in = n_in, w.n_out = n_out, w.matrix_bytes = mb, w.n_copies = copies;
-  w.data.reset(static_cast<uint8_t*>(std::aligned_alloc(64, (mb * copies + 63) / 64 * 64)));
-  if (!w.data) {
-    std::fprintf(stderr, "bench_cpu_kernels: cannot allocate %.2f GiB of weights\n", mb * copies / double(1ull << 30));
-    std::exit(1);
+  if (w.data && w.type == t && w.n_in == n_in && w.n_out == n_out && w.n_copies == copies && w.packed == packed) {
+    return w;
   }
+  w.data.reset();
+  w.type = t, w.n_in = n_in, w.n_out = n_out, w.matrix_bytes = mb, w.n_copies = copies, w.packed = false;
+  w.data.reset(alloc_or_exit(mb * copies));
   fill_weights(w);
+  if (packed) {
+    const size_t pb = qgemm_packed_bytes(t, n_in, n_out);
+    std::unique_ptr<uint8_t[], decltype(&std::free)> p(alloc_or_exit(pb * copies), &std::free);
+    for (int64_t c = 0; c < copies; ++c) qgemm_pack(t, w.copy(c), n_in, 0, n_out, p.get() + pb * size_t(c));
+    w.data = std::move(p);
+    w.matrix_bytes = pb, w.packed = true;
+  }
   return w;
 }
 
@@ -181,7 +202,11 @@ std::pair<int64_t, int64_t> slice(int64_t n_out, int t, int n) {
 void product(CpuIsa isa, const Weights& w, int64_t copy, const ActPack& x, float* y, Team* team) {
   auto job = [&](int t) {
     const auto [b, e] = slice(w.n_out, t, team ? team->size() : 1);
-    qgemm_rows_isa(isa, w.type, w.copy(copy), w.n_in, b, e, x, y, w.n_out);
+    if (w.packed) {
+      qgemm_packed_rows_isa(isa, w.type, w.copy(copy), w.n_in, b, e, x, y, w.n_out);
+    } else {
+      qgemm_rows_isa(isa, w.type, w.copy(copy), w.n_in, b, e, x, y, w.n_out);
+    }
   };
   if (team) {
     const std::function<void(int)> f = job;
@@ -191,8 +216,13 @@ void product(CpuIsa isa, const Weights& w, int64_t copy, const ActPack& x, float
   }
 }
 
-void bm_decode(benchmark::State& st, DType t, CpuIsa isa, int64_t n_in, int64_t n_out, int64_t rows, int threads) {
-  Weights& w = weights_for(t, n_in, n_out, weight_gib());
+std::string label(CpuIsa isa, bool packed) {
+  return std::string(qgemm_variant_name(isa)) + (packed ? " packed" : "");
+}
+
+void bm_decode(benchmark::State& st, DType t, CpuIsa isa, bool packed, int64_t n_in, int64_t n_out, int64_t rows,
+               int threads) {
+  Weights& w = weights_for(t, n_in, n_out, weight_gib(), packed);
   const ActPack x = make_acts(t, n_in, rows);
   std::vector<float> y(static_cast<size_t>(rows * n_out));
   std::unique_ptr<Team> team = threads > 1 ? std::make_unique<Team>(threads) : nullptr;
@@ -205,15 +235,15 @@ void bm_decode(benchmark::State& st, DType t, CpuIsa isa, int64_t n_in, int64_t 
   st.counters["GB/s"] = benchmark::Counter(gb, benchmark::Counter::kIsIterationInvariantRate);
   st.counters["pct_probe"] = benchmark::Counter(gb * 100.0 / g_probe_gbps, benchmark::Counter::kIsIterationInvariantRate);
   st.counters["copies"] = static_cast<double>(w.n_copies);
-  st.SetLabel(std::string(qgemm_variant_name(isa)));
+  st.SetLabel(label(isa, packed));
 }
 
-void bm_peak(benchmark::State& st, DType t, CpuIsa isa, int64_t rows) {
+void bm_peak(benchmark::State& st, DType t, CpuIsa isa, bool packed, int64_t rows) {
   // One matrix of ~256 KiB (n_in 2048): stays in L2 across iterations.
   const int64_t n_in = 2048;
   const size_t rb = *dtype_row_bytes(t, n_in);
-  const int64_t n_out = std::max<int64_t>(16, static_cast<int64_t>((256u << 10) / rb));
-  Weights& w = weights_for(t, n_in, n_out, 0.0);
+  const int64_t n_out = std::max<int64_t>(16, static_cast<int64_t>((256u << 10) / rb) / 16 * 16);
+  Weights& w = weights_for(t, n_in, n_out, 0.0, packed);
   const ActPack x = make_acts(t, n_in, rows);
   std::vector<float> y(static_cast<size_t>(rows * n_out));
   for (auto _ : st) {
@@ -221,7 +251,7 @@ void bm_peak(benchmark::State& st, DType t, CpuIsa isa, int64_t rows) {
     benchmark::DoNotOptimize(y.data());
   }
   st.counters["GB/s"] = benchmark::Counter(static_cast<double>(w.matrix_bytes) / 1e9, benchmark::Counter::kIsIterationInvariantRate);
-  st.SetLabel(std::string(qgemm_variant_name(isa)));
+  st.SetLabel(label(isa, packed));
 }
 
 // ---- register-only throughput probes (multiply-adds per second, one thread).
@@ -328,8 +358,9 @@ double peak_macs(CpuIsa isa, DType t) {
   return c;
 }
 
-void bm_prefill(benchmark::State& st, DType t, CpuIsa isa, int64_t n_in, int64_t n_out, int64_t rows, int threads) {
-  Weights& w = weights_for(t, n_in, n_out, 0.0);
+void bm_prefill(benchmark::State& st, DType t, CpuIsa isa, bool packed, int64_t n_in, int64_t n_out, int64_t rows,
+                int threads) {
+  Weights& w = weights_for(t, n_in, n_out, 0.0, packed);
   const ActPack x = make_acts(t, n_in, rows);
   std::vector<float> y(static_cast<size_t>(rows * n_out));
   std::unique_ptr<Team> team = threads > 1 ? std::make_unique<Team>(threads) : nullptr;
@@ -344,14 +375,14 @@ void bm_prefill(benchmark::State& st, DType t, CpuIsa isa, int64_t n_in, int64_t
     st.counters["pct_peak"] = benchmark::Counter(gop * 100.0 / peak, benchmark::Counter::kIsIterationInvariantRate);
     st.counters["peak_GOP/s"] = peak;
   }
-  st.SetLabel(std::string(qgemm_variant_name(isa)));
+  st.SetLabel(label(isa, packed));
 }
 
 // The same product on oneDNN: f32 against the FMA peak of the widest path,
 // bf16 against vdpbf16ps (where the CPU has it).
 void bm_prefill_dnnl(benchmark::State& st, DType t, DnnlPrecision prec, int64_t n_in, int64_t n_out, int64_t rows,
                      int threads) {
-  Weights& w = weights_for(t, n_in, n_out, 0.0);
+  Weights& w = weights_for(t, n_in, n_out, 0.0, false);
   Xoshiro256 rng(7);
   std::vector<float> xf(static_cast<size_t>(n_in * rows));
   for (auto& v : xf) v = static_cast<float>(rng.uniform() * 2 - 1);
@@ -405,14 +436,26 @@ void register_all() {
   const int all = hw_threads();
   for (DType t : kTypes) {
     const std::string tn(dtype_name(t));
+    // Kernel paths of this type: each ISA on GGUF rows, and "<isa>+packed"
+    // where the ISA has a packed kernel (shapes here are all multiples of 16).
+    struct Path {
+      CpuIsa isa;
+      bool packed;
+      std::string name;
+    };
+    std::vector<Path> kpaths;
+    for (CpuIsa isa : paths) {
+      kpaths.push_back({isa, false, std::string(cpu_isa_name(isa))});
+      if (qgemm_packed_fast(isa, t)) kpaths.push_back({isa, true, std::string(cpu_isa_name(isa)) + "+packed"});
+    }
     for (const Shape& s : kDecodeShapes) {
       const std::string sn = std::to_string(s.n_in) + "x" + std::to_string(s.n_out);
-      for (CpuIsa isa : paths) {
+      for (const Path& kp : kpaths) {
         for (int threads : {1, all}) {
           for (int64_t rows : {1, 2, 4, 8}) {
-            const std::string name = "decode/" + tn + "/" + std::string(cpu_isa_name(isa)) + "/" + sn +
-                                     "/rows:" + std::to_string(rows) + "/threads:" + std::to_string(threads);
-            benchmark::RegisterBenchmark(name.c_str(), bm_decode, t, isa, s.n_in, s.n_out, rows, threads)
+            const std::string name = "decode/" + tn + "/" + kp.name + "/" + sn + "/rows:" + std::to_string(rows) +
+                                     "/threads:" + std::to_string(threads);
+            benchmark::RegisterBenchmark(name.c_str(), bm_decode, t, kp.isa, kp.packed, s.n_in, s.n_out, rows, threads)
                 ->UseRealTime()
                 ->Unit(benchmark::kMicrosecond);
           }
@@ -420,22 +463,23 @@ void register_all() {
         }
       }
     }
-    for (CpuIsa isa : paths) {
+    for (const Path& kp : kpaths) {
       for (int64_t rows : {1, 2, 4, 8}) {
-        const std::string name = "peak/" + tn + "/" + std::string(cpu_isa_name(isa)) + "/rows:" + std::to_string(rows);
-        benchmark::RegisterBenchmark(name.c_str(), bm_peak, t, isa, rows)->UseRealTime()->Unit(benchmark::kMicrosecond);
+        const std::string name = "peak/" + tn + "/" + kp.name + "/rows:" + std::to_string(rows);
+        benchmark::RegisterBenchmark(name.c_str(), bm_peak, t, kp.isa, kp.packed, rows)
+            ->UseRealTime()
+            ->Unit(benchmark::kMicrosecond);
       }
     }
     for (const Shape& s : kPrefillShapes) {
       const std::string sn = std::to_string(s.n_in) + "x" + std::to_string(s.n_out);
       for (int64_t rows : {512, 32}) {
         const std::string rn = "/rows:" + std::to_string(rows) + "/threads:";
-        for (CpuIsa isa : paths) {
-          if (isa == CpuIsa::kScalar && s.n_in * s.n_out > 2048 * 768) continue;  // minutes per iteration
+        for (const Path& kp : kpaths) {
+          if (kp.isa == CpuIsa::kScalar && s.n_in * s.n_out > 2048 * 768) continue;  // minutes per iteration
           for (int threads : {1, all}) {
-            const std::string name =
-                "prefill/" + tn + "/" + std::string(cpu_isa_name(isa)) + "/" + sn + rn + std::to_string(threads);
-            benchmark::RegisterBenchmark(name.c_str(), bm_prefill, t, isa, s.n_in, s.n_out, rows, threads)
+            const std::string name = "prefill/" + tn + "/" + kp.name + "/" + sn + rn + std::to_string(threads);
+            benchmark::RegisterBenchmark(name.c_str(), bm_prefill, t, kp.isa, kp.packed, s.n_in, s.n_out, rows, threads)
                 ->UseRealTime()
                 ->Unit(benchmark::kMillisecond);
             if (all == 1) break;

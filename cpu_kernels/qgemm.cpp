@@ -6,6 +6,7 @@
 
 #include "cpu_kernels/activation.h"
 #include "cpu_kernels/qgemm_internal.h"
+#include "cpu_kernels/qgemm_packed.h"
 #include "runtime/base/check.h"
 
 namespace strata {
@@ -14,7 +15,9 @@ namespace {
 using qgemm_detail::GemmArgs;
 using qgemm_detail::KernelTable;
 
-const KernelTable& table_for(CpuIsa isa) {
+}  // namespace
+
+const KernelTable& qgemm_detail::kernel_table(CpuIsa isa) {
   switch (isa) {
     case CpuIsa::kScalar: return qgemm_detail::scalar_kernels();
     case CpuIsa::kAvx2: return qgemm_detail::avx2_kernels();
@@ -27,44 +30,35 @@ const KernelTable& table_for(CpuIsa isa) {
   return qgemm_detail::scalar_kernels();
 }
 
-void run(const KernelTable& t, DType w_type, const void* w, int64_t n_in, int64_t o_begin, int64_t o_end,
-         const ActPack& x, int64_t r_begin, int64_t r_end, float* y, int64_t y_stride) {
+namespace {
+
+const KernelTable& table_for(CpuIsa isa) { return qgemm_detail::kernel_table(isa); }
+
+// `packed`: w is in the layout of qgemm_packed.h.
+void run(const KernelTable& t, bool packed, DType w_type, const void* w, int64_t n_in, int64_t o_begin,
+         int64_t o_end, const ActPack& x, int64_t r_begin, int64_t r_end, float* y, int64_t y_stride) {
   STRATA_DCHECK(x.w_type() == w_type || act_pack_shares_format(x.w_type(), w_type));
   STRATA_DCHECK(x.n_in() == n_in && 0 <= o_begin && o_begin <= o_end && y_stride >= o_end - o_begin);
   if (o_begin == o_end || r_begin == r_end) return;
-  const qgemm_detail::GemmFn fn = t.fn[static_cast<uint32_t>(w_type)];
+  qgemm_detail::GemmFn fn = (packed ? t.packed : t.fn)[static_cast<uint32_t>(w_type)];
+  // Packed weights stay computable on a path without a SIMD kernel for them.
+  if (packed && fn == nullptr) fn = qgemm_detail::scalar_kernels().packed[static_cast<uint32_t>(w_type)];
   STRATA_CHECK(fn != nullptr);
-  const GemmArgs a{static_cast<const uint8_t*>(w),
-                   static_cast<size_t>(dtype_row_bytes(w_type, static_cast<uint64_t>(n_in)).value_or(0)),
-                   n_in, o_begin, o_end, &x, r_begin, r_end, y, y_stride};
+  STRATA_CHECK(!packed || (o_begin % kPackRows == 0 && o_end % kPackRows == 0));
+  const size_t row_bytes = packed ? qgemm_packed_bytes(w_type, n_in, kPackRows)
+                                  : size_t(dtype_row_bytes(w_type, static_cast<uint64_t>(n_in)).value_or(0));
+  const GemmArgs a{static_cast<const uint8_t*>(w), row_bytes, n_in, o_begin, o_end, &x, r_begin, r_end, y, y_stride};
   fn(a);
 }
 
-}  // namespace
-
-std::string_view qgemm_variant_name(CpuIsa isa) { return table_for(isa).name; }
-
-void qgemm_rows_isa(CpuIsa isa, DType w_type, const void* w, int64_t n_in, int64_t o_begin, int64_t o_end,
-                    const ActPack& x, float* y, int64_t y_stride) {
-  STRATA_DCHECK(y_stride >= o_end);
-  run(table_for(isa), w_type, w, n_in, o_begin, o_end, x, 0, x.n_rows(), y + o_begin, y_stride);
-}
-
-void qgemm_rows(DType w_type, const void* w, int64_t n_in, int64_t o_begin, int64_t o_end, const ActPack& x,
-                float* y, int64_t y_stride) {
-  qgemm_rows_isa(active_cpu_isa(), w_type, w, n_in, o_begin, o_end, x, y, y_stride);
-}
-
-void qgemm_swiglu_rows_isa(CpuIsa isa, DType gate_type, const void* gate, DType up_type, const void* up,
-                           int64_t n_in, int64_t o_begin, int64_t o_end, const ActPack& x_gate,
-                           const ActPack& x_up, float* h, int64_t h_stride) {
+// h = silu(gate . x) * (up . x) in tiles of 16 outputs that fit the stack.
+void swiglu(const KernelTable& t, bool packed, DType gate_type, const void* gate, DType up_type, const void* up,
+            int64_t n_in, int64_t o_begin, int64_t o_end, const ActPack& x_gate, const ActPack& x_up, float* h,
+            int64_t h_stride) {
   STRATA_DCHECK(x_gate.n_rows() == x_up.n_rows());
-  const KernelTable& t = table_for(isa);
-  // Tiles of at most kTile gate and up values on the stack: outputs in
-  // groups of kOut, activation rows in groups of kTile / kOut. Each weight
-  // row group is read once per row group; the kernels' results do not depend
-  // on the tiling.
-  constexpr int64_t kTile = 2048, kOut = 16;
+  // Per tile of 16 outputs x up to 128 rows: gate and up into stack buffers,
+  // then combined; an output's value depends only on its own dot products.
+  constexpr int64_t kTile = 2048, kOut = kPackRows;
   float g[kTile], u[kTile];
   const int64_t n_rows = x_gate.n_rows();
   const int64_t rows_per = kTile / kOut;
@@ -72,8 +66,8 @@ void qgemm_swiglu_rows_isa(CpuIsa isa, DType gate_type, const void* gate, DType 
     const int64_t o1 = std::min(o_end, o0 + kOut);
     for (int64_t r0 = 0; r0 < n_rows; r0 += rows_per) {
       const int64_t r1 = std::min(n_rows, r0 + rows_per);
-      run(t, gate_type, gate, n_in, o0, o1, x_gate, r0, r1, g, kOut);
-      run(t, up_type, up, n_in, o0, o1, x_up, r0, r1, u, kOut);
+      run(t, packed, gate_type, gate, n_in, o0, o1, x_gate, r0, r1, g, kOut);
+      run(t, packed, up_type, up, n_in, o0, o1, x_up, r0, r1, u, kOut);
       for (int64_t r = r0; r < r1; ++r) {
         for (int64_t o = o0; o < o1; ++o) {
           const int64_t i = (r - r0) * kOut + (o - o0);
@@ -84,11 +78,53 @@ void qgemm_swiglu_rows_isa(CpuIsa isa, DType gate_type, const void* gate, DType 
   }
 }
 
+}  // namespace
+
+std::string_view qgemm_variant_name(CpuIsa isa) { return table_for(isa).name; }
+
+void qgemm_rows_isa(CpuIsa isa, DType w_type, const void* w, int64_t n_in, int64_t o_begin, int64_t o_end,
+                    const ActPack& x, float* y, int64_t y_stride) {
+  STRATA_DCHECK(y_stride >= o_end);
+  run(table_for(isa), false, w_type, w, n_in, o_begin, o_end, x, 0, x.n_rows(), y + o_begin, y_stride);
+}
+
+void qgemm_rows(DType w_type, const void* w, int64_t n_in, int64_t o_begin, int64_t o_end, const ActPack& x,
+                float* y, int64_t y_stride) {
+  qgemm_rows_isa(active_cpu_isa(), w_type, w, n_in, o_begin, o_end, x, y, y_stride);
+}
+
+void qgemm_swiglu_rows_isa(CpuIsa isa, DType gate_type, const void* gate, DType up_type, const void* up,
+                           int64_t n_in, int64_t o_begin, int64_t o_end, const ActPack& x_gate,
+                           const ActPack& x_up, float* h, int64_t h_stride) {
+  swiglu(table_for(isa), false, gate_type, gate, up_type, up, n_in, o_begin, o_end, x_gate, x_up, h, h_stride);
+}
+
 void qgemm_swiglu_rows(DType gate_type, const void* gate, DType up_type, const void* up, int64_t n_in,
                        int64_t o_begin, int64_t o_end, const ActPack& x_gate, const ActPack& x_up, float* h,
                        int64_t h_stride) {
   qgemm_swiglu_rows_isa(active_cpu_isa(), gate_type, gate, up_type, up, n_in, o_begin, o_end, x_gate, x_up, h,
                         h_stride);
+}
+
+void qgemm_packed_rows_isa(CpuIsa isa, DType w_type, const void* w, int64_t n_in, int64_t o_begin, int64_t o_end,
+                           const ActPack& x, float* y, int64_t y_stride) {
+  STRATA_DCHECK(y_stride >= o_end);
+  run(table_for(isa), true, w_type, w, n_in, o_begin, o_end, x, 0, x.n_rows(), y + o_begin, y_stride);
+}
+
+void qgemm_packed_rows(DType w_type, const void* w, int64_t n_in, int64_t o_begin, int64_t o_end, const ActPack& x,
+                       float* y, int64_t y_stride) {
+  qgemm_packed_rows_isa(active_cpu_isa(), w_type, w, n_in, o_begin, o_end, x, y, y_stride);
+}
+
+void qgemm_packed_swiglu_rows_isa(CpuIsa isa, DType w_type, const void* gate, const void* up, int64_t n_in,
+                                  int64_t o_begin, int64_t o_end, const ActPack& x, float* h, int64_t h_stride) {
+  swiglu(table_for(isa), true, w_type, gate, w_type, up, n_in, o_begin, o_end, x, x, h, h_stride);
+}
+
+void qgemm_packed_swiglu_rows(DType w_type, const void* gate, const void* up, int64_t n_in, int64_t o_begin,
+                              int64_t o_end, const ActPack& x, float* h, int64_t h_stride) {
+  qgemm_packed_swiglu_rows_isa(active_cpu_isa(), w_type, gate, up, n_in, o_begin, o_end, x, h, h_stride);
 }
 
 }  // namespace strata

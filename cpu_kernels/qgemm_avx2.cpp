@@ -358,7 +358,7 @@ namespace strata::qgemm_detail {
 
 const KernelTable& avx2_kernels() {
   static const KernelTable t = [] {
-    KernelTable k{"avx2", {}};
+    KernelTable k{"avx2", {}, {}};
     avx2::fill_table(k);
     return k;
   }();

@@ -9,7 +9,7 @@ namespace {
 
 KernelTable make_avx512(bool vnni, bool bf16) {
   static const char* const kNames[4] = {"avx512", "avx512-bf16", "avx512-vnni", "avx512-vnni-bf16"};
-  KernelTable t{kNames[(vnni ? 2 : 0) + (bf16 ? 1 : 0)], {}};
+  KernelTable t{kNames[(vnni ? 2 : 0) + (bf16 ? 1 : 0)], {}, {}};
   if (vnni) {
     avx512_vnni::fill_table(t);
   } else {

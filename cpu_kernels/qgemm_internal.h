@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "cpu_kernels/qgemm.h"
+#include "cpu_kernels/qgemm_packed.h"
 #include "runtime/base/dtype.h"
 #include "runtime/base/quant_blocks.h"
 
@@ -55,9 +56,21 @@ void gemm_weight_row_groups(const GemmArgs& a) {
 }
 
 // Kernels of one path, indexed by DType id; null where the path has none.
+// `packed` take weights in the interleaved layout of qgemm_packed.h: there
+// GemmArgs::w is the whole packed matrix, row_bytes the bytes of one group
+// of 16 rows, and o_begin, o_end are multiples of 16.
 struct KernelTable {
   const char* name;
   GemmFn fn[kDTypeIdLimit];
+  GemmFn packed[kDTypeIdLimit];
+};
+
+// The table qgemm runs for `isa`.
+const KernelTable& kernel_table(CpuIsa isa);
+
+// Offsets inside one packed Q4_K block of 16 rows (see qgemm_packed.h).
+struct PackedQ4K {
+  static constexpr size_t kD = 0, kDmin = 32, kSc = 64, kMin = 192, kQs = 320, kBytes = 2368;
 };
 
 const KernelTable& scalar_kernels();

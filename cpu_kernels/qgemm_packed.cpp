@@ -1,0 +1,115 @@
+// Packing GGUF Q4_K rows into the interleaved layout of qgemm_packed.h and
+// back. Both directions are plain byte moves (no value is requantized).
+#include "cpu_kernels/qgemm_packed.h"
+
+#include <cstring>
+
+#include "cpu_kernels/qgemm_internal.h"
+#include "runtime/base/check.h"
+#include "runtime/base/quant_blocks.h"
+
+namespace strata {
+namespace {
+
+using qgemm_detail::PackedQ4K;
+
+// The GGUF block of row r (0..15) of packed block `p`, rebuilt: the 6-bit
+// scales and mins go back to their 12-byte packing.
+void unpack_block(const uint8_t* p, int r, BlockQ4_K& b) {
+  std::memcpy(&b.d, p + PackedQ4K::kD + 2 * r, 2);
+  std::memcpy(&b.dmin, p + PackedQ4K::kDmin + 2 * r, 2);
+  uint8_t sc[8], m[8];
+  for (int j = 0; j < 8; ++j) {
+    sc[j] = p[PackedQ4K::kSc + 16 * j + r];
+    m[j] = p[PackedQ4K::kMin + 32 * (j / 2) + 2 * r + (j % 2)];
+  }
+  for (int j = 0; j < 4; ++j) {
+    b.scales[j] = uint8_t(sc[j] | ((sc[j + 4] >> 4) << 6));
+    b.scales[j + 4] = uint8_t(m[j] | ((m[j + 4] >> 4) << 6));
+    b.scales[j + 8] = uint8_t((sc[j + 4] & 0xF) | ((m[j + 4] & 0xF) << 4));
+  }
+  for (int j = 0; j < 8; ++j) {
+    for (int l = 0; l < 32; ++l) {
+      const uint8_t byte = p[PackedQ4K::kQs + 256 * j + 64 * (l / 8) + 4 * r + (l % 4)];
+      const int q = (l % 8 < 4) ? (byte & 0xF) : (byte >> 4);
+      uint8_t& dst = b.qs[32 * (j / 2) + l];
+      dst = (j % 2) ? uint8_t((dst & 0x0F) | (q << 4)) : uint8_t((dst & 0xF0) | q);
+    }
+  }
+}
+
+void pack_block(const BlockQ4_K& b, int r, uint8_t* p) {
+  std::memcpy(p + PackedQ4K::kD + 2 * r, &b.d, 2);
+  std::memcpy(p + PackedQ4K::kDmin + 2 * r, &b.dmin, 2);
+  uint8_t sc[8], m[8];
+  qgemm_detail::unpack_scale_min_k4(b.scales, sc, m);
+  for (int j = 0; j < 8; ++j) {
+    p[PackedQ4K::kSc + 16 * j + r] = sc[j];
+    p[PackedQ4K::kMin + 32 * (j / 2) + 2 * r + (j % 2)] = m[j];
+  }
+  for (int j = 0; j < 8; ++j) {
+    for (int l = 0; l < 32; ++l) {
+      const int q = (b.qs[32 * (j / 2) + l] >> (4 * (j % 2))) & 0xF;
+      uint8_t& dst = p[PackedQ4K::kQs + 256 * j + 64 * (l / 8) + 4 * r + (l % 4)];
+      dst = (l % 8 < 4) ? uint8_t((dst & 0xF0) | q) : uint8_t((dst & 0x0F) | (q << 4));
+    }
+  }
+}
+
+void check_range(DType w, int64_t n_in, int64_t o_begin, int64_t o_end) {
+  STRATA_CHECK(w == DType::kQ4_K && n_in % kQK_K == 0);
+  STRATA_CHECK(0 <= o_begin && o_begin <= o_end && o_begin % kPackRows == 0 && o_end % kPackRows == 0);
+}
+
+}  // namespace
+
+bool qgemm_packable(DType w, int64_t n_in, int64_t n_out) {
+  return w == DType::kQ4_K && n_in > 0 && n_in % kQK_K == 0 && n_out > 0 && n_out % kPackRows == 0;
+}
+
+bool qgemm_packed_fast(CpuIsa isa, DType w) {
+  return isa != CpuIsa::kScalar && qgemm_detail::kernel_table(isa).packed[static_cast<int>(w)] != nullptr;
+}
+
+size_t qgemm_packed_bytes(DType w, int64_t n_in, int64_t n_rows) {
+  STRATA_CHECK(w == DType::kQ4_K && n_rows % kPackRows == 0);
+  return size_t(n_rows / kPackRows) * size_t(n_in / kQK_K) * PackedQ4K::kBytes;
+}
+
+void qgemm_pack(DType w_type, const void* w, int64_t n_in, int64_t o_begin, int64_t o_end, void* dst) {
+  check_range(w_type, n_in, o_begin, o_end);
+  const int64_t nb = n_in / kQK_K;
+  const auto* src = static_cast<const uint8_t*>(w);
+  auto* out = static_cast<uint8_t*>(dst);
+  for (int64_t g = o_begin / kPackRows; g < o_end / kPackRows; ++g) {
+    for (int64_t b = 0; b < nb; ++b) {
+      uint8_t* p = out + size_t(g * nb + b) * PackedQ4K::kBytes;
+      std::memset(p, 0, PackedQ4K::kBytes);
+      for (int r = 0; r < kPackRows; ++r) {
+        BlockQ4_K blk;
+        std::memcpy(&blk, src + (size_t(g * kPackRows + r) * size_t(nb) + size_t(b)) * sizeof(BlockQ4_K), sizeof blk);
+        pack_block(blk, r, p);
+      }
+    }
+  }
+}
+
+void qgemm_unpack(DType w_type, const void* packed, int64_t n_in, int64_t o_begin, int64_t o_end, void* dst) {
+  check_range(w_type, n_in, o_begin, o_end);
+  const int64_t nb = n_in / kQK_K;
+  const auto* src = static_cast<const uint8_t*>(packed);
+  auto* out = static_cast<uint8_t*>(dst);
+  for (int64_t g = o_begin / kPackRows; g < o_end / kPackRows; ++g) {
+    for (int64_t b = 0; b < nb; ++b) {
+      const uint8_t* p = src + size_t(g * nb + b) * PackedQ4K::kBytes;
+      for (int r = 0; r < kPackRows; ++r) {
+        BlockQ4_K blk{};
+        unpack_block(p, r, blk);
+        std::memcpy(out + (size_t(g * kPackRows + r - o_begin) * size_t(nb) + size_t(b)) * sizeof(BlockQ4_K), &blk,
+                    sizeof blk);
+      }
+    }
+  }
+}
+
+}  // namespace strata

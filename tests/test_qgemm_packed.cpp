@@ -1,0 +1,148 @@
+// The packed (rows interleaved by 16) Q4_K layout: packing round-trips bit
+// for bit, the scalar packed kernel equals the GGUF scalar kernel bit for
+// bit, every SIMD packed kernel this CPU runs matches it up to the float
+// accumulation order and is range- and batch-invariant, and the fused
+// SwiGLU on packed weights equals silu(gate) * up of the packed products.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "cpu_kernels/activation.h"
+#include "cpu_kernels/cpu_isa.h"
+#include "cpu_kernels/qgemm.h"
+#include "cpu_kernels/qgemm_packed.h"
+#include "tests/matmul_fixture.h"
+
+namespace strata {
+namespace {
+
+using test::abs_scale;
+using test::make_w;
+using test::make_x;
+using test::row_bytes;
+
+constexpr DType kT = DType::kQ4_K;
+
+std::vector<uint8_t> packed_of(const std::vector<uint8_t>& w, int64_t n_in, int64_t n_out) {
+  std::vector<uint8_t> p(qgemm_packed_bytes(kT, n_in, n_out));
+  // Two ranges, as two threads would pack them.
+  const int64_t mid = n_out / 2 / kPackRows * kPackRows;
+  qgemm_pack(kT, w.data(), n_in, 0, mid, p.data());
+  qgemm_pack(kT, w.data(), n_in, mid, n_out, p.data());
+  return p;
+}
+
+ActPack pack_x(const std::vector<float>& x, int64_t n_rows, int64_t n_in) {
+  ActPack a;
+  act_pack_prepare(a, kT, n_in, n_rows);
+  act_pack_rows(a, x.data(), n_in, 0, n_rows);
+  return a;
+}
+
+std::vector<CpuIsa> runnable_isas() {
+  std::vector<CpuIsa> v;
+  for (CpuIsa isa : {CpuIsa::kScalar, CpuIsa::kAvx2, CpuIsa::kAvx512}) {
+    if (cpu_isa_missing(isa).empty()) v.push_back(isa);
+  }
+  return v;
+}
+
+TEST(QgemmPacked, PackingRoundTripsExactly) {
+  for (bool raw : {false, true}) {
+    for (int64_t n_in : {256, 768, 2048}) {
+      const int64_t n_out = 48;
+      const std::vector<uint8_t> w = make_w(kT, n_in, n_out, 31 + n_in, raw);
+      const std::vector<uint8_t> p = packed_of(w, n_in, n_out);
+      EXPECT_EQ(p.size(), size_t(n_out / 16) * size_t(n_in / 256) * 2368);
+      std::vector<uint8_t> back(row_bytes(kT, n_in) * n_out);
+      qgemm_unpack(kT, p.data(), n_in, 0, n_out, back.data());
+      ASSERT_EQ(std::memcmp(back.data(), w.data(), back.size()), 0) << "n_in " << n_in << (raw ? " raw" : "");
+      // A range in the middle comes back at offset 0.
+      std::vector<uint8_t> mid(row_bytes(kT, n_in) * 16);
+      qgemm_unpack(kT, p.data(), n_in, 16, 32, mid.data());
+      ASSERT_EQ(std::memcmp(mid.data(), w.data() + row_bytes(kT, n_in) * 16, mid.size()), 0);
+    }
+  }
+}
+
+TEST(QgemmPacked, PackableShapes) {
+  EXPECT_TRUE(qgemm_packable(kT, 2048, 768));
+  EXPECT_FALSE(qgemm_packable(kT, 2048, 760));  // not a multiple of 16 rows
+  EXPECT_FALSE(qgemm_packable(kT, 100, 16));
+  EXPECT_FALSE(qgemm_packable(DType::kQ8_0, 2048, 768));
+  EXPECT_FALSE(qgemm_packed_fast(CpuIsa::kScalar, kT));
+  EXPECT_EQ(qgemm_packed_fast(CpuIsa::kAvx512, kT), cpu_isa_missing(CpuIsa::kAvx512).empty());
+}
+
+// Scalar packed == scalar GGUF bit for bit; each SIMD path near the scalar
+// one, independent of output range and batch.
+TEST(QgemmPacked, EveryPathMatchesTheGgufKernel) {
+  constexpr int64_t kOut = 48;
+  for (bool raw : {false, true}) {
+    for (int64_t n_in : {256, 768, 7168}) {
+      const std::vector<uint8_t> w = make_w(kT, n_in, kOut, 1000 + n_in, raw);
+      const std::vector<uint8_t> p = packed_of(w, n_in, kOut);
+      for (int64_t n_rows : {1, 2, 3, 4, 5, 9, 67}) {
+        if (n_in > 1024 && n_rows > 9) continue;  // keeps the test fast
+        const std::vector<float> x = make_x(n_rows, n_in, 7 + n_rows);
+        const ActPack a = pack_x(x, n_rows, n_in);
+        const size_t n = size_t(n_rows * kOut);
+        std::vector<float> ref(n, NAN);
+        qgemm_rows_isa(CpuIsa::kScalar, kT, w.data(), n_in, 0, kOut, a, ref.data(), kOut);
+        const std::vector<double> scale = abs_scale(kT, w, x, n_in, kOut, n_rows);
+        for (CpuIsa isa : runnable_isas()) {
+          SCOPED_TRACE(std::string(cpu_isa_name(isa)) + " n_in=" + std::to_string(n_in) +
+                       " n_rows=" + std::to_string(n_rows) + (raw ? " raw" : ""));
+          std::vector<float> y(n, NAN), yr(n, NAN);
+          qgemm_packed_rows_isa(isa, kT, p.data(), n_in, 0, kOut, a, y.data(), kOut);
+          qgemm_packed_rows_isa(isa, kT, p.data(), n_in, 16, kOut, a, yr.data(), kOut);
+          for (size_t i = 0; i < n; ++i) {
+            if (isa == CpuIsa::kScalar) {
+              ASSERT_EQ(std::memcmp(&y[i], &ref[i], 4), 0) << "row " << i / kOut << " out " << i % kOut;
+            } else {
+              ASSERT_NEAR(y[i], ref[i], 1e-5 * scale[i] + 1e-30) << "row " << i / kOut << " out " << i % kOut;
+            }
+            if (int64_t(i) % kOut >= 16) {
+              ASSERT_EQ(std::memcmp(&y[i], &yr[i], 4), 0) << "range changed " << i;
+            }
+          }
+          // The last row prepared alone gives the same bits as in the batch.
+          const std::vector<float> xr(x.end() - n_in, x.end());
+          const ActPack a1 = pack_x(xr, 1, n_in);
+          std::vector<float> y1(kOut, NAN);
+          qgemm_packed_rows_isa(isa, kT, p.data(), n_in, 0, kOut, a1, y1.data(), kOut);
+          ASSERT_EQ(std::memcmp(y1.data(), y.data() + (n_rows - 1) * kOut, kOut * 4), 0) << "row alone differs";
+        }
+      }
+    }
+  }
+}
+
+TEST(QgemmPacked, FusedSwigluEqualsSeparateProducts) {
+  constexpr int64_t kIn = 512, kOut = 64, kRows = 6;
+  const std::vector<uint8_t> g = make_w(kT, kIn, kOut, 5, false), u = make_w(kT, kIn, kOut, 6, false);
+  const std::vector<uint8_t> gp = packed_of(g, kIn, kOut), up = packed_of(u, kIn, kOut);
+  const std::vector<float> x = make_x(kRows, kIn, 3);
+  const ActPack a = pack_x(x, kRows, kIn);
+  for (CpuIsa isa : runnable_isas()) {
+    SCOPED_TRACE(std::string(cpu_isa_name(isa)));
+    std::vector<float> yg(kRows * kOut), yu(kRows * kOut), h(kRows * kOut, NAN);
+    qgemm_packed_rows_isa(isa, kT, gp.data(), kIn, 0, kOut, a, yg.data(), kOut);
+    qgemm_packed_rows_isa(isa, kT, up.data(), kIn, 0, kOut, a, yu.data(), kOut);
+    qgemm_packed_swiglu_rows_isa(isa, kT, gp.data(), up.data(), kIn, 16, kOut, a, h.data(), kOut);
+    for (int64_t i = 0; i < kRows * kOut; ++i) {
+      if (i % kOut < 16) {
+        ASSERT_TRUE(std::isnan(h[i])) << "wrote outside the range at " << i;
+        continue;
+      }
+      const float want = silu(yg[i]) * yu[i];
+      ASSERT_EQ(std::memcmp(&h[i], &want, 4), 0) << i;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace strata
