@@ -69,6 +69,10 @@ class ExpertExecutor {
   // them (NUMA nodes, GPU). Later run() calls pass the same layers. Default:
   // compute on the bytes where they are.
   virtual Status place_layers(std::span<const ExpertLayer> layers) { return Status::ok(); }
+
+  // How place_layers stored the experts, for reports ("repacked q4_k ...");
+  // empty when they stay where the file has them.
+  virtual std::string placement_summary() const { return {}; }
 };
 
 class CpuPool;
@@ -80,6 +84,14 @@ enum class CpuKernels : uint8_t {
   kReference,  // matmul_ref everywhere: f32 activations, the scalar oracle's numerics
 };
 
+// Whether place_layers repacks experts into the interleaved layout of
+// cpu_kernels/qgemm_packed.h (types and CPU paths with a packed kernel only).
+enum class ExpertRepack : uint8_t {
+  kAuto,  // when the packed experts fit in 90% of the available memory
+  kOn,    // always (an allocation failure is an error)
+  kOff,   // never: compute on the file's bytes (or their NUMA copies)
+};
+
 struct CpuExecutorOptions {
   std::shared_ptr<CpuPool> pool;  // null: everything on the calling thread
   CpuKernels kernels = CpuKernels::kFast;
@@ -89,7 +101,9 @@ struct CpuExecutorOptions {
   // expert only on that node's threads. One node: the bytes stay where they are.
   std::optional<Topology> topology;
   bool numa = true;  // false: never copy, any thread computes any expert
-  // Copy progress (bytes done of total), called from pool threads one at a time.
+  ExpertRepack repack = ExpertRepack::kAuto;
+  // Copy / repack progress (bytes done of total), called from pool threads
+  // one at a time.
   std::function<void(uint64_t done, uint64_t total)> progress;
 };
 

@@ -11,6 +11,8 @@
 // Otherwise output values depend only on a row's own activations and experts
 // (qgemm is range- and batch-invariant and the sum order is fixed), so
 // batched decode equals single decode bit for bit.
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cstring>
@@ -22,9 +24,12 @@
 #include "cpu_kernels/gemm_choice.h"
 #include "cpu_kernels/matmul_ref.h"
 #include "cpu_kernels/qgemm.h"
+#include "cpu_kernels/qgemm_packed.h"
 #include "offload/cpu_pool.h"
 #include "offload/expert_executor.h"
 #include "offload/numa_partition.h"
+#include "runtime/base/bytes.h"
+#include "runtime/base/system_memory.h"
 
 namespace strata {
 namespace {
@@ -41,6 +46,8 @@ constexpr int64_t kRowAlign = 16;
 struct LayerPlace {
   const void* gate_src = nullptr;  // the tensors this was made for (guards a mismatched run())
   int64_t n_expert = 0;
+  // gate and up, or down, repacked (cpu_kernels/qgemm_packed.h).
+  bool gu_packed = false, down_packed = false;
   std::vector<int> node;  // per expert
   std::vector<const uint8_t*> gate, up, down;
 };
@@ -48,6 +55,7 @@ struct LayerPlace {
 // Every expert of `l` where the file has it, computed by node 0.
 void point_at_file(LayerPlace& p, const ExpertLayer& l) {
   p.gate_src = l.gate.data;
+  p.gu_packed = p.down_packed = false;
   p.n_expert = l.n_expert();
   p.node.assign(size_t(p.n_expert), 0);
   p.gate.resize(size_t(p.n_expert));
@@ -60,6 +68,26 @@ void point_at_file(LayerPlace& p, const ExpertLayer& l) {
   }
 }
 
+// Bytes of one expert's gate, up and down as placed.
+struct PlacedBytes {
+  uint64_t gate, up, down;
+  uint64_t total() const { return gate + up + down; }
+};
+PlacedBytes placed_bytes(const ExpertLayer& l, bool gu_packed, bool down_packed) {
+  return {gu_packed ? qgemm_packed_bytes(l.gate.type, l.n_embd(), l.n_ff()) : l.gate.expert_bytes,
+          gu_packed ? qgemm_packed_bytes(l.up.type, l.n_embd(), l.n_ff()) : l.up.expert_bytes,
+          down_packed ? qgemm_packed_bytes(l.down.type, l.n_ff(), l.n_embd()) : l.down.expert_bytes};
+}
+
+// Anonymous memory for experts not bound to a node (huge pages where the
+// kernel gives them: expert reads stream through many pages).
+void* map_pages(size_t bytes) {
+  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return nullptr;
+  (void)madvise(p, bytes, MADV_HUGEPAGE);
+  return p;
+}
+
 // One unit of work: output rows [o_begin, o_end) of expert e.
 struct Item {
   int32_t e;
@@ -70,7 +98,7 @@ class CpuExpertExecutor final : public ExpertExecutor {
  public:
   explicit CpuExpertExecutor(CpuExecutorOptions o) : o_(std::move(o)) {}
   ~CpuExpertExecutor() override {
-    for (const auto& b : blocks_) o_.topology->free_on_node(b.first, b.second);
+    for (const auto& b : blocks_) munmap(b.first, b.second);
   }
 
   Status check_layer(const ExpertLayer& l) const override {
@@ -92,6 +120,7 @@ class CpuExpertExecutor final : public ExpertExecutor {
   }
 
   Status place_layers(std::span<const ExpertLayer> layers) override;
+  std::string placement_summary() const override { return summary_; }
   Status run(const ExpertLayer& l, const ExpertRouting& r, float* out) override;
 
  private:
@@ -101,6 +130,15 @@ class CpuExpertExecutor final : public ExpertExecutor {
   bool fast(const ExpertLayer& l) const {
     return o_.kernels == CpuKernels::kFast && qgemm_supports(l.gate.type) && qgemm_supports(l.up.type) &&
            qgemm_supports(l.down.type);
+  }
+  // Repacking pays where this CPU path has a packed kernel for the type.
+  bool packs_gate_up(const ExpertLayer& l) const {
+    return fast(l) && l.up.type == l.gate.type && qgemm_packable(l.gate.type, l.n_embd(), l.n_ff()) &&
+           qgemm_packed_fast(active_cpu_isa(), l.gate.type);
+  }
+  bool packs_down(const ExpertLayer& l) const {
+    return fast(l) && qgemm_packable(l.down.type, l.n_ff(), l.n_embd()) &&
+           qgemm_packed_fast(active_cpu_isa(), l.down.type);
   }
   int n_nodes() const { return o_.pool ? o_.pool->n_nodes() : 1; }
   int threads_on(int node) const {
@@ -120,7 +158,8 @@ class CpuExpertExecutor final : public ExpertExecutor {
   CpuExecutorOptions o_;
   std::vector<LayerPlace> places_;  // by layer index
   LayerPlace scratch_place_;        // for a layer place_layers did not see
-  std::vector<std::pair<void*, size_t>> blocks_;  // node-bound copies
+  std::vector<std::pair<void*, size_t>> blocks_;  // copies (mmap'd, node-bound with NUMA)
+  std::string summary_;
 
   // Per-call buffers, grown only.
   std::vector<int64_t> count_, fill_, order_, pos_of_pair_;
@@ -135,81 +174,113 @@ class CpuExpertExecutor final : public ExpertExecutor {
 };
 
 Status CpuExpertExecutor::place_layers(std::span<const ExpertLayer> layers) {
+  uint64_t packed_total = 0, total = 0;
+  int n_packed = 0;
   for (const ExpertLayer& l : layers) {
     if (l.layer < 0) return invalid_argument("expert executor: expected a layer index >= 0, got " + std::to_string(l.layer));
     if (size_t(l.layer) >= places_.size()) places_.resize(size_t(l.layer) + 1);
     LayerPlace& p = places_[size_t(l.layer)];
     point_at_file(p, l);
+    if (o_.repack != ExpertRepack::kOff) {
+      p.gu_packed = packs_gate_up(l);
+      p.down_packed = packs_down(l);
+    }
+    n_packed += (p.gu_packed ? 2 : 0) + (p.down_packed ? 1 : 0);
+    packed_total += placed_bytes(l, p.gu_packed, p.down_packed).total() * uint64_t(l.n_expert());
   }
-  if (!numa_active() || layers.empty()) return Status::ok();
+  summary_.clear();
+  if (n_packed > 0 && o_.repack == ExpertRepack::kAuto && !fits_in_available_memory(packed_total)) {
+    // Repacking copies the experts out of the file's pages: keep the file
+    // data when the copies would not fit (the pages then come from disk).
+    for (const ExpertLayer& l : layers) point_at_file(places_[size_t(l.layer)], l);
+    summary_ = "experts not repacked: " + format_bytes(packed_total) + " do not fit in available memory";
+    n_packed = 0;
+  }
+  const bool numa = numa_active();
+  if ((!numa && n_packed == 0) || layers.empty()) return Status::ok();
 
-  // Partition: node weights are the pool's threads there (a node without
-  // threads takes experts only when the others are full).
-  const Topology& topo = *o_.topology;
-  std::vector<NumaNodeBudget> nodes = numa_budgets(topo);
-  for (size_t n = 0; n < nodes.size(); ++n) {
-    const size_t t = int(n) < o_.pool->n_nodes() ? o_.pool->threads_of_node(int(n)).size() : 0;
-    nodes[n].weight = t > 0 ? double(t) : 1e-3;
+  // Node of each expert, in layer order: partitioned when NUMA is active
+  // (node weights are the pool's threads there; a node without threads takes
+  // experts only when the others are full), else all on one.
+  std::vector<int> node_of;
+  size_t n_groups = 1;
+  if (numa) {
+    const Topology& topo = *o_.topology;
+    std::vector<NumaNodeBudget> nodes = numa_budgets(topo);
+    for (size_t n = 0; n < nodes.size(); ++n) {
+      const size_t t = int(n) < o_.pool->n_nodes() ? o_.pool->threads_of_node(int(n)).size() : 0;
+      nodes[n].weight = t > 0 ? double(t) : 1e-3;
+    }
+    std::vector<ExpertBytes> experts;
+    for (const ExpertLayer& l : layers) {
+      const LayerPlace& p = places_[size_t(l.layer)];
+      const uint64_t b = placed_bytes(l, p.gu_packed, p.down_packed).total();
+      for (int64_t e = 0; e < l.n_expert(); ++e) experts.push_back({l.layer, int(e), b, -1.0});
+    }
+    STRATA_ASSIGN_OR_RETURN(NumaPartition part, partition_experts(nodes, experts));
+    node_of = std::move(part.node_of);
+    n_groups = nodes.size();
+  } else {
+    for (const ExpertLayer& l : layers) node_of.insert(node_of.end(), size_t(l.n_expert()), 0);
   }
-  std::vector<ExpertBytes> experts;
-  for (const ExpertLayer& l : layers) {
-    const uint64_t b = l.gate.expert_bytes + l.up.expert_bytes + l.down.expert_bytes;
-    for (int64_t e = 0; e < l.n_expert(); ++e) experts.push_back({l.layer, int(e), b, -1.0});
-  }
-  STRATA_ASSIGN_OR_RETURN(NumaPartition part, partition_experts(nodes, experts));
 
   // One block per (layer, node) holding that node's experts of the layer,
-  // gate | up | down per expert; the copies run on the node's own threads.
+  // gate | up | down per expert, copied or packed by the node's own threads.
   struct Copy {
     const ExpertLayer* l;
     int64_t e;
     uint8_t* dst;
   };
-  std::vector<std::vector<Copy>> copies(nodes.size());
-  uint64_t total = 0;
+  std::vector<std::vector<Copy>> copies(n_groups);
   size_t k = 0;
   for (const ExpertLayer& l : layers) {
-    const uint64_t b = l.gate.expert_bytes + l.up.expert_bytes + l.down.expert_bytes;
-    std::vector<int64_t> on(nodes.size(), 0);
-    for (int64_t e = 0; e < l.n_expert(); ++e) ++on[size_t(part.node_of[k + size_t(e)])];
-    std::vector<uint8_t*> cursor(nodes.size(), nullptr);
-    for (size_t n = 0; n < nodes.size(); ++n) {
+    LayerPlace& p = places_[size_t(l.layer)];
+    const PlacedBytes pb = placed_bytes(l, p.gu_packed, p.down_packed);
+    std::vector<int64_t> on(n_groups, 0);
+    for (int64_t e = 0; e < l.n_expert(); ++e) ++on[size_t(node_of[k + size_t(e)])];
+    std::vector<uint8_t*> cursor(n_groups, nullptr);
+    for (size_t n = 0; n < n_groups; ++n) {
       if (on[n] == 0) continue;
-      const size_t bytes = size_t(on[n]) * b;
-      void* mem = topo.alloc_on_node(bytes, int(n));
+      const size_t bytes = size_t(on[n]) * pb.total();
+      void* mem = numa ? o_.topology->alloc_on_node(bytes, int(n)) : map_pages(bytes);
       if (!mem) {
-        return out_of_memory("expert executor: cannot allocate " + std::to_string(bytes) + " bytes on NUMA node " +
-                             std::to_string(n) + " for layer " + std::to_string(l.layer) + "'s experts");
+        return out_of_memory("expert executor: cannot allocate " + format_bytes(bytes) +
+                             (numa ? " on NUMA node " + std::to_string(n) : std::string()) + " for layer " +
+                             std::to_string(l.layer) + "'s experts" + (n_packed ? " (--repack off keeps the file's data)" : ""));
       }
       blocks_.push_back({mem, bytes});
       cursor[n] = static_cast<uint8_t*>(mem);
     }
-    LayerPlace& p = places_[size_t(l.layer)];
     for (int64_t e = 0; e < l.n_expert(); ++e, ++k) {
-      const int n = part.node_of[k];
+      const int n = node_of[k];
       p.node[size_t(e)] = n;
       copies[size_t(n)].push_back({&l, e, cursor[size_t(n)]});
       p.gate[size_t(e)] = cursor[size_t(n)];
-      p.up[size_t(e)] = cursor[size_t(n)] + l.gate.expert_bytes;
-      p.down[size_t(e)] = cursor[size_t(n)] + l.gate.expert_bytes + l.up.expert_bytes;
-      cursor[size_t(n)] += b;
-      total += b;
+      p.up[size_t(e)] = cursor[size_t(n)] + pb.gate;
+      p.down[size_t(e)] = cursor[size_t(n)] + pb.gate + pb.up;
+      cursor[size_t(n)] += pb.total();
+      total += pb.total();
     }
   }
-  std::vector<int64_t> n_per_node;
-  for (const auto& c : copies) n_per_node.push_back(int64_t(c.size()));
   std::atomic<uint64_t> done{0};
   std::mutex report;
   uint64_t reported = 0;
-  o_.pool->parallel_for_nodes(n_per_node, [&](int node, int64_t i, int) {
-    const Copy& c = copies[size_t(node)][size_t(i)];
+  auto place_one = [&](const Copy& c) {
     const ExpertLayer& l = *c.l;
-    auto src = [&](const ExpertTensor& t) { return static_cast<const uint8_t*>(t.data) + uint64_t(c.e) * t.expert_bytes; };
-    std::memcpy(c.dst, src(l.gate), l.gate.expert_bytes);
-    std::memcpy(c.dst + l.gate.expert_bytes, src(l.up), l.up.expert_bytes);
-    std::memcpy(c.dst + l.gate.expert_bytes + l.up.expert_bytes, src(l.down), l.down.expert_bytes);
-    const uint64_t now = done.fetch_add(l.gate.expert_bytes + l.up.expert_bytes + l.down.expert_bytes) +
-                         l.gate.expert_bytes + l.up.expert_bytes + l.down.expert_bytes;
+    const LayerPlace& p = places_[size_t(l.layer)];
+    const PlacedBytes pb = placed_bytes(l, p.gu_packed, p.down_packed);
+    auto put = [&](const ExpertTensor& t, bool packed, uint8_t* dst) {
+      const uint8_t* src = static_cast<const uint8_t*>(t.data) + uint64_t(c.e) * t.expert_bytes;
+      if (packed) {
+        qgemm_pack(t.type, src, t.n_in, 0, t.n_out, dst);
+      } else {
+        std::memcpy(dst, src, t.expert_bytes);
+      }
+    };
+    put(l.gate, p.gu_packed, c.dst);
+    put(l.up, p.gu_packed, c.dst + pb.gate);
+    put(l.down, p.down_packed, c.dst + pb.gate + pb.up);
+    const uint64_t now = done.fetch_add(pb.total()) + pb.total();
     if (o_.progress) {
       std::lock_guard<std::mutex> lock(report);
       // About every 1 %, and at the end.
@@ -218,7 +289,20 @@ Status CpuExpertExecutor::place_layers(std::span<const ExpertLayer> layers) {
         o_.progress(now, total);
       }
     }
-  });
+  };
+  if (numa) {
+    std::vector<int64_t> n_per_node;
+    for (const auto& c : copies) n_per_node.push_back(int64_t(c.size()));
+    o_.pool->parallel_for_nodes(n_per_node, [&](int node, int64_t i, int) { place_one(copies[size_t(node)][size_t(i)]); });
+  } else if (o_.pool) {
+    o_.pool->parallel_for(int64_t(copies[0].size()), 1, [&](int64_t b, int64_t e, int) {
+      for (int64_t i = b; i < e; ++i) place_one(copies[0][size_t(i)]);
+    });
+  } else {
+    for (const Copy& c : copies[0]) place_one(c);
+  }
+  if (n_packed > 0) summary_ = "experts repacked (" + std::to_string(n_packed) + " tensors, 16-row groups)";
+  if (numa) summary_ += std::string(summary_.empty() ? "" : ", ") + "experts on " + std::to_string(n_groups) + " NUMA nodes";
   return Status::ok();
 }
 
@@ -325,10 +409,14 @@ Status CpuExpertExecutor::run(const ExpertLayer& l, const ExpertRouting& r, floa
     for (int64_t e = 0; e < n_expert; ++e) {
       const int64_t m = rows_of(e);
       if (!m) continue;
-      if (m >= kDnnlMinRows) {
+      // Packed weights stay on qgemm: its packed kernel outruns oneDNN's
+      // f32 and bf16 at every batch size measured (benchmarks/README.md).
+      if (m >= kDnnlMinRows && !p.gu_packed) {
         const GemmPath g = choose_gemm_path(l.gate.type, p.gate[size_t(e)], n_embd, n_ff, m);
         // gate and up share the activations, so they share the path.
         gu_path_[size_t(e)] = l.up.type == l.gate.type ? g : GemmPath::kNative;
+      }
+      if (m >= kDnnlMinRows && !p.down_packed) {
         down_path_[size_t(e)] = choose_gemm_path(l.down.type, p.down[size_t(e)], n_ff, n_embd, m);
       }
       if (gu_path_[size_t(e)] == GemmPath::kNative) {
@@ -407,7 +495,10 @@ Status CpuExpertExecutor::run(const ExpertLayer& l, const ExpertRouting& r, floa
     float* u = u_.size() >= size_t((b + m) * n_ff) ? u_.data() + b * n_ff : nullptr;  // sized when a fallback may run
     const float* xe = xg_.data() + b * n_embd;
     if (!use_fast) return ref_gate_up(it, h, u, xe, m);
-    if (gu_path_[size_t(e)] == GemmPath::kNative) {
+    if (p.gu_packed) {
+      qgemm_packed_swiglu_rows(l.gate.type, p.gate[size_t(e)], p.up[size_t(e)], n_embd, it.o_begin, it.o_end,
+                               x_gate_[size_t(e)], h, n_ff);
+    } else if (gu_path_[size_t(e)] == GemmPath::kNative) {
       const ActPack& xu = share ? x_gate_[size_t(e)] : x_up_[size_t(e)];
       qgemm_swiglu_rows(l.gate.type, p.gate[size_t(e)], l.up.type, p.up[size_t(e)], n_embd, it.o_begin, it.o_end,
                         x_gate_[size_t(e)], xu, h, n_ff);
@@ -432,7 +523,9 @@ Status CpuExpertExecutor::run(const ExpertLayer& l, const ExpertRouting& r, floa
     const int64_t e = it.e, m = rows_of(e), b = begin_of(e);
     float* y = y_.data() + b * n_embd;
     if (!use_fast) return ref_down(it, y, m, b);
-    if (down_path_[size_t(e)] == GemmPath::kNative) {
+    if (p.down_packed) {
+      qgemm_packed_rows(l.down.type, p.down[size_t(e)], n_ff, it.o_begin, it.o_end, h_pack_[size_t(e)], y, n_embd);
+    } else if (down_path_[size_t(e)] == GemmPath::kNative) {
       qgemm_rows(l.down.type, p.down[size_t(e)], n_ff, it.o_begin, it.o_end, h_pack_[size_t(e)], y, n_embd);
     } else if (!dnnl_gemm_rows(l.down.type, p.down[size_t(e)], n_ff, it.o_begin, it.o_end, h_dnnl_[size_t(e)], y, n_embd)
                     .is_ok()) {

@@ -14,7 +14,9 @@
 #include <vector>
 
 #include "cpu_kernels/ffn_ref.h"
+#include "cpu_kernels/cpu_isa.h"
 #include "cpu_kernels/gemm_choice.h"
+#include "cpu_kernels/qgemm_packed.h"
 #include "cpu_kernels/quant_ref.h"
 #include "offload/cpu_pool.h"
 #include "offload/expert_executor.h"
@@ -133,9 +135,10 @@ std::shared_ptr<CpuPool> pool_of(int n) {
   return std::make_shared<CpuPool>(std::vector<CpuThreadPlace>(size_t(n)), nullptr);
 }
 
-std::unique_ptr<ExpertExecutor> executor(CpuKernels k, int threads) {
+std::unique_ptr<ExpertExecutor> executor(CpuKernels k, int threads, ExpertRepack repack = ExpertRepack::kOff) {
   CpuExecutorOptions o;
   o.kernels = k;
+  o.repack = repack;
   if (threads > 1) o.pool = pool_of(threads);
   return make_cpu_expert_executor(std::move(o));
 }
@@ -271,6 +274,79 @@ TEST(CpuExpertExecutor, NumaCopiesComputeTheSame) {
     EXPECT_EQ(run(*numa, L0.l, r), run(*flat, L0.l, r));
     EXPECT_EQ(run(*numa, L1.l, r), run(*flat, L1.l, r));
   }
+}
+
+// Experts repacked at placement (qgemm_packed.h) against the same experts on
+// the file's bytes: the integer block sums are the same, only the float
+// accumulation order differs; the repacked run is itself independent of the
+// thread count and of which rows share the batch, with decode-sized and
+// prompt-sized (oneDNN-eligible) expert loads, flat and on two NUMA nodes.
+TEST(CpuExpertExecutor, RepackedExpertsComputeTheSame) {
+  Layer L = make_layer(DType::kQ4_K, 256, 512, 8, 21);
+  const bool packs = qgemm_packed_fast(active_cpu_isa(), DType::kQ4_K);
+  for (int64_t n_rows : {5, 70}) {
+    const Routing r = make_routing(n_rows, 3, 256, 8, true, 22);
+    // The file layout on qgemm (8-bit activations, as the packed kernel).
+    set_gemm_policy(GemmPolicy::kNative);
+    auto plain = executor(CpuKernels::kFast, 2, ExpertRepack::kOff);
+    ASSERT_TRUE(plain->place_layers({&L.l, 1}).is_ok());
+    EXPECT_EQ(plain->placement_summary(), "");
+    const std::vector<float> want = run(*plain, L.l, r);
+    set_gemm_policy(GemmPolicy::kAuto);
+    std::vector<float> base;
+    for (int threads : {1, 2, 3}) {
+      CpuExecutorOptions o;
+      o.kernels = CpuKernels::kFast;
+      o.repack = ExpertRepack::kOn;
+      if (threads > 1) o.pool = pool_of(threads);
+      uint64_t last_total = 0;
+      o.progress = [&](uint64_t, uint64_t total) { last_total = total; };
+      auto ex = make_cpu_expert_executor(std::move(o));
+      ASSERT_TRUE(ex->place_layers({&L.l, 1}).is_ok());
+      if (!packs) {
+        EXPECT_EQ(ex->placement_summary(), "") << "nothing to repack on " << cpu_isa_name(active_cpu_isa());
+        GTEST_SKIP() << "this CPU path has no packed q4_k kernel (" << cpu_isa_name(active_cpu_isa()) << ")";
+      }
+      EXPECT_NE(ex->placement_summary().find("experts repacked (3 tensors"), std::string::npos)
+          << ex->placement_summary();
+      EXPECT_EQ(last_total, 8 * 3 * qgemm_packed_bytes(DType::kQ4_K, 256, 512));
+      const std::vector<float> got = run(*ex, L.l, r);
+      EXPECT_LE(rel_err(got, want), 1e-5) << threads << " threads, " << n_rows << " rows";
+      if (base.empty()) base = got;
+      EXPECT_EQ(got, base) << threads << " threads, " << n_rows << " rows";
+    }
+    // A row alone equals the same row in the batch (decode-sized batch only:
+    // in the prompt-sized one the unpacked experts may run on oneDNN).
+    if (n_rows > 8) continue;
+    auto one = executor(CpuKernels::kFast, 1, ExpertRepack::kOn);
+    ASSERT_TRUE(one->place_layers({&L.l, 1}).is_ok());
+    for (int64_t row = 0; row < r.n_rows; ++row) {
+      Routing a;
+      a.n_rows = 1;
+      a.n_used = r.n_used;
+      a.x.assign(r.x.begin() + row * 256, r.x.begin() + (row + 1) * 256);
+      a.ids.assign(r.ids.begin() + row * r.n_used, r.ids.begin() + (row + 1) * r.n_used);
+      a.w.assign(r.w.begin() + row * r.n_used, r.w.begin() + (row + 1) * r.n_used);
+      const std::vector<float> alone = run(*one, L.l, a);
+      EXPECT_EQ(std::memcmp(alone.data(), base.data() + row * 256, 256 * sizeof(float)), 0) << "row " << row;
+    }
+  }
+  // On two synthetic NUMA nodes: the same values as the flat repacked run.
+  auto topo = Topology::synthetic("pack:2 numa:1 core:2 pu:1");
+  ASSERT_TRUE(topo.is_ok()) << topo.status().to_string();
+  auto pool = CpuPool::create(*topo);
+  ASSERT_TRUE(pool.is_ok());
+  CpuExecutorOptions o;
+  o.pool = std::move(pool.value());
+  o.topology = *topo;
+  o.repack = ExpertRepack::kOn;
+  auto numa = make_cpu_expert_executor(std::move(o));
+  ASSERT_TRUE(numa->place_layers({&L.l, 1}).is_ok());
+  EXPECT_NE(numa->placement_summary().find("on 2 NUMA nodes"), std::string::npos) << numa->placement_summary();
+  auto flat = executor(CpuKernels::kFast, 1, ExpertRepack::kOn);
+  ASSERT_TRUE(flat->place_layers({&L.l, 1}).is_ok());
+  const Routing r = make_routing(9, 4, 256, 8, true, 23);
+  EXPECT_EQ(run(*numa, L.l, r), run(*flat, L.l, r));
 }
 
 TEST(CpuExpertExecutor, Errors) {

@@ -6,6 +6,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -18,7 +19,9 @@
 #include <string>
 #include <vector>
 
+#include "cpu_kernels/cpu_isa.h"
 #include "cpu_kernels/gemm_choice.h"
+#include "cpu_kernels/qgemm_packed.h"
 #include "runtime/gguf/gguf_reader.h"
 #include "runtime/models/model.h"
 #include "runtime/synth/mkmodel.h"
@@ -523,13 +526,16 @@ TEST(ForwardThreads, NumaPlacementAndThreadCountChangeNoLogit) {
   };
   auto two_nodes = Topology::synthetic("pack:2 numa:1 core:2 pu:1");
   ASSERT_TRUE(two_nodes.is_ok()) << two_nodes.status().to_string();
+  std::vector<float> fast_unpacked;
   for (CpuKernels k : {CpuKernels::kReference, CpuKernels::kFast}) {
     ModelOptions one;
     one.kernels = k;
     one.n_threads = 1;
+    one.repack = ExpertRepack::kOff;
     ModelOptions numa;
     numa.kernels = k;
     numa.topology = *two_nodes;  // four threads, two per node
+    numa.repack = ExpertRepack::kOff;
     const auto [want, none] = logits(one);
     const auto [got, copied] = logits(numa);
     EXPECT_EQ(none, 0u);   // one thread on one node: nothing copied
@@ -537,7 +543,31 @@ TEST(ForwardThreads, NumaPlacementAndThreadCountChangeNoLogit) {
     ASSERT_EQ(got.size(), want.size());
     EXPECT_EQ(std::memcmp(got.data(), want.data(), want.size() * sizeof(float)), 0)
         << (k == CpuKernels::kFast ? "fast" : "reference");
+    if (k == CpuKernels::kFast) fast_unpacked = want;
   }
+  // Experts repacked for the SIMD width (where this CPU path has a packed
+  // kernel): one thread and two NUMA nodes agree bit for bit, and both are
+  // within float rounding of the file layout (same integer block sums).
+  if (!qgemm_packed_fast(active_cpu_isa(), DType::kQ4_K)) GTEST_SKIP() << "no packed q4_k kernel on this CPU path";
+  ModelOptions one;
+  one.n_threads = 1;
+  one.repack = ExpertRepack::kOn;
+  ModelOptions numa = one;
+  numa.n_threads = 0;
+  numa.topology = *two_nodes;
+  const auto [want, packed_one] = logits(one);
+  const auto [got, packed_numa] = logits(numa);
+  EXPECT_GT(packed_one, 0u);
+  EXPECT_EQ(packed_numa, packed_one);
+  ASSERT_EQ(got.size(), want.size());
+  EXPECT_EQ(std::memcmp(got.data(), want.data(), want.size() * sizeof(float)), 0) << "repacked";
+  ASSERT_EQ(fast_unpacked.size(), want.size());
+  double d = 0, s2 = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    d = std::max(d, std::fabs(double(want[i]) - fast_unpacked[i]));
+    s2 = std::max(s2, std::fabs(double(fast_unpacked[i])));
+  }
+  EXPECT_LE(d, 1e-4 * s2) << "repacked vs file layout";
 }
 
 TEST(ForwardThreads, TooManyThreadsIsAnError) {

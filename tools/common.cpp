@@ -44,6 +44,10 @@ void add_compute_options(CLI::App* cmd, ComputeArgs& a) {
   cmd->add_option("--prefill-gemm", a.prefill_gemm,
                   "Kernels of prompt batches (32+ rows): auto (qgemm or oneDNN, timed per shape), native (qgemm), "
                   "or onednn; default: $STRATA_PREFILL_GEMM, else auto");
+  cmd->add_option("--repack", a.repack,
+                  "Repack routed experts into 16-row interleaved blocks at load (q4_k on AVX-512): auto (when they "
+                  "fit in available memory), on, or off (compute on the file's data); default: $STRATA_REPACK, "
+                  "else auto");
 }
 
 namespace {
@@ -77,6 +81,14 @@ Result<ModelOptions> model_options(const ComputeArgs& a) {
     if (!p.is_ok()) return Status(p.status().code(), gemm_from + ": " + p.status().message());
     set_gemm_policy(*p);
   }
+  const auto [repack, repack_from] = option_or_env(a.repack, "--repack", "STRATA_REPACK");
+  if (repack == "on") {
+    o.repack = ExpertRepack::kOn;
+  } else if (repack == "off") {
+    o.repack = ExpertRepack::kOff;
+  } else if (!repack.empty() && repack != "auto") {
+    return invalid_argument(repack_from + ": unknown value '" + repack + "' (expected auto, on or off)");
+  }
   // Measured kernel choices persist per machine (a seeded run repeats).
   const char* cf = std::getenv("STRATA_GEMM_CHOICES");
   const std::string choice_file = cf && *cf ? std::string(cf)
@@ -87,13 +99,13 @@ Result<ModelOptions> model_options(const ComputeArgs& a) {
   }
   if (isatty(fileno(stderr))) {
     o.placement_progress = [](uint64_t done, uint64_t total) {
-      std::fprintf(stderr, "\rstrata: copying experts to their NUMA nodes: %3d%% (%s of %s)%s",
+      std::fprintf(stderr, "\rstrata: placing experts (NUMA copies, repacking): %3d%% (%s of %s)%s",
                    total ? int(100 * done / total) : 100, format_bytes(done).c_str(), format_bytes(total).c_str(),
                    done == total ? "\n" : "");
     };
   } else {
     o.placement_progress = [](uint64_t done, uint64_t total) {
-      if (done == total) std::fprintf(stderr, "strata: copied %s of experts to their NUMA nodes\n", format_bytes(total).c_str());
+      if (done == total) std::fprintf(stderr, "strata: placed %s of experts\n", format_bytes(total).c_str());
     };
   }
   return o;
@@ -106,9 +118,11 @@ std::string compute_summary(const Model& m) {
   if (p.n_nodes() > 1) s += " on " + std::to_string(p.n_nodes()) + " NUMA nodes";
   if (m.kernels() == CpuKernels::kReference) return s + ", matmul_ref (reference)";
   const CpuIsa isa = active_cpu_isa();
+  const std::string placed = m.placement_summary();
   return s + ", qgemm " + std::string(cpu_isa_name(isa)) + " (" + std::string(qgemm_variant_name(isa)) +
          "), prompt batches " + gemm_policy_name(gemm_policy()) +
-         (gemm_policy() == GemmPolicy::kNative ? "" : " (onednn " + dnnl_cpu_isa() + ")");
+         (gemm_policy() == GemmPolicy::kNative ? "" : " (onednn " + dnnl_cpu_isa() + ")") +
+         (placed.empty() ? "" : ", " + placed);
 }
 
 }  // namespace strata::tools

@@ -15,6 +15,7 @@ struct ComputeArgs {
   int n_threads = 0;    // 0: one per physical core
   std::string cpu_isa;  // empty: STRATA_CPU_ISA, else the best path
   std::string prefill_gemm;  // empty: STRATA_PREFILL_GEMM, else auto
+  std::string repack;        // empty: STRATA_REPACK, else auto
 };
 
 void add_compute_options(CLI::App* cmd, ComputeArgs& args);

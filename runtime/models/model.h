@@ -43,6 +43,8 @@ struct ModelOptions {
   // Copy routed experts into memory bound to their NUMA node (machines with
   // more than one node), reporting progress (bytes done of total).
   bool numa = true;
+  // Repack routed experts for the SIMD width (offload/expert_executor.h).
+  ExpertRepack repack = ExpertRepack::kAuto;
   std::function<void(uint64_t done, uint64_t total)> placement_progress;
 };
 
@@ -121,6 +123,8 @@ class Model {
   // (sampling rows in parallel); never during a forward.
   ComputeContext* compute() { return ctx_.get(); }
   CpuKernels kernels() const { return ctx_->kernels; }
+  // How the expert executor placed the routed experts ("" where they are).
+  std::string placement_summary() const { return experts_ ? experts_->placement_summary() : std::string(); }
 
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;

@@ -150,6 +150,7 @@ Result<std::unique_ptr<Model>> Model::load(gguf::GgufModel file, const ModelOpti
     eo.kernels = options.kernels;
     eo.topology = topo;
     eo.numa = options.numa && topo.has_value();
+    eo.repack = options.repack;
     eo.progress = options.placement_progress;
     m->experts_ = make_cpu_expert_executor(std::move(eo));
   }

@@ -106,6 +106,7 @@ Result<std::unique_ptr<Engine>> Engine::load(const std::string& id, const std::s
     eo.kernels = mo.kernels;
     eo.topology = topo;
     eo.numa = mo.numa;
+    eo.repack = mo.repack;
     eo.progress = mo.placement_progress;
     e->experts_ = std::make_shared<CountingExecutor>(make_cpu_expert_executor(std::move(eo)));
     mo.experts = e->experts_;
@@ -167,6 +168,7 @@ std::string Engine::placement_summary() const {
   if (routed_bytes_ > 0) {
     o << "  routed experts: " << format_bytes(routed_bytes_) << " of it, " << model_->hparams().n_expert_used << " of "
       << model_->hparams().n_expert << " per token; expert cache: none\n";
+    if (const std::string placed = model_->placement_summary(); !placed.empty()) o << "  " << placed << "\n";
   }
   o << "  KV cache: " << st.kv_blocks_max << " blocks of " << st.kv_block_positions << " positions ("
     << format_bytes(uint64_t(st.kv_blocks_max) * st.kv_block_bytes) << " at most, allocated as used), " << so.n_parallel

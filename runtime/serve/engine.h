@@ -37,6 +37,7 @@ class CountingExecutor : public ExpertExecutor {
   explicit CountingExecutor(std::unique_ptr<ExpertExecutor> inner) : inner_(std::move(inner)) {}
   Status check_layer(const ExpertLayer& layer) const override { return inner_->check_layer(layer); }
   Status place_layers(std::span<const ExpertLayer> layers) override { return inner_->place_layers(layers); }
+  std::string placement_summary() const override { return inner_->placement_summary(); }
   Status run(const ExpertLayer& layer, const ExpertRouting& routing, float* out) override;
   // Bytes read since the last call.
   uint64_t take_bytes() { return bytes_.exchange(0); }
