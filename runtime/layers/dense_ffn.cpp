@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "cpu_kernels/activation.h"
+#include "cpu_kernels/qgemm_packed.h"
 
 namespace strata {
 
@@ -49,8 +50,13 @@ void dense_ffn(const DenseFfnWeights& w, const float* x, int64_t n_rows, float* 
   const bool share = act_pack_shares_format(w.gate.type, w.up.type);
   if (!share) pack_activations(*ctx, ctx->act2, w.up.type, E, x, E, n_rows);
   const ActPack& xu = share ? ctx->act : ctx->act2;
+  const bool packed = w.gate.packed && w.up.packed && w.gate.type == w.up.type;
   for_output_rows(ctx, F, 2 * E * n_rows, [&](int64_t b, int64_t e) {
-    qgemm_swiglu_rows(w.gate.type, w.gate.data, w.up.type, w.up.data, E, b, e, ctx->act, xu, h, F);
+    if (packed) {
+      qgemm_packed_swiglu_rows(w.gate.type, w.gate.packed, w.up.packed, E, b, e, ctx->act, h, F);
+    } else {
+      qgemm_swiglu_rows(w.gate.type, w.gate.data, w.up.type, w.up.data, E, b, e, ctx->act, xu, h, F);
+    }
   });
   w.down.mul(h, n_rows, out);
 }

@@ -10,6 +10,7 @@
 
 #include "cpu_kernels/gemm_choice.h"
 #include "cpu_kernels/matmul_ref.h"
+#include "cpu_kernels/qgemm_packed.h"
 
 namespace strata {
 namespace {
@@ -54,6 +55,7 @@ void for_output_rows(ComputeContext* ctx, int64_t n_out, int64_t macs_per_row, F
     return;
   }
   const int n_threads = pool->n_threads();
+  // Ranges start at multiples of 16 (packed matrices need whole groups).
   int64_t grain = (n_out + 4 * n_threads - 1) / (4 * n_threads);
   grain = std::max<int64_t>(16, (grain + 15) / 16 * 16);
   pool->parallel_for(n_out, grain, [&](int64_t b, int64_t e, int) { fn(b, e); });
@@ -84,8 +86,14 @@ void Matrix::mul_strided(const float* x, int64_t x_stride, int64_t n_rows, float
     });
     return;
   }
-  if (dnnl_product(*ctx, *this, x, x_stride, n_rows, y, y_stride)) return;
   ActPack& a = ctx->act;
+  if (packed) {  // faster than oneDNN at every batch size measured
+    pack_activations(*ctx, a, type, n_in, x, x_stride, n_rows);
+    for_output_rows(ctx, n_out, n_in * n_rows,
+                    [&](int64_t b, int64_t e) { qgemm_packed_rows(type, packed, n_in, b, e, a, y, y_stride); });
+    return;
+  }
+  if (dnnl_product(*ctx, *this, x, x_stride, n_rows, y, y_stride)) return;
   pack_activations(*ctx, a, type, n_in, x, x_stride, n_rows);
   for_output_rows(ctx, n_out, n_in * n_rows, [&](int64_t b, int64_t e) { qgemm_rows(type, data, n_in, b, e, a, y, y_stride); });
 }

@@ -1,6 +1,7 @@
 // A weight matrix as the layers see it: a typed view into the model file
-// (ggml ne = {n_in, n_out[, n_mat]}), never a copy, and the context its
-// products run in (threads and kernels; none: scalar reference on the caller).
+// (ggml ne = {n_in, n_out[, n_mat]}), and the context its products run in
+// (threads and kernels; none: scalar reference on the caller). The model may
+// add a repacked copy of the same rows for the fast kernels (`packed`).
 #pragma once
 
 #include <cstdint>
@@ -18,6 +19,9 @@ struct Matrix {
   int64_t n_mat = 1;   // stacked matrices (ne[2]), e.g. MLA's per-head attn_k_b
   uint64_t row_bytes = 0;
   ComputeContext* ctx = nullptr;  // null: matmul_ref on the calling thread
+  // The same rows in the layout of cpu_kernels/qgemm_packed.h (n_mat == 1),
+  // used by the fast kernels; null: none.
+  const void* packed = nullptr;
 
   bool empty() const { return data == nullptr; }
 
@@ -33,6 +37,7 @@ struct Matrix {
     Matrix m = *this;
     m.data = static_cast<const uint8_t*>(data) + static_cast<uint64_t>(i) * static_cast<uint64_t>(n_out) * row_bytes;
     m.n_mat = 1;
+    m.packed = nullptr;
     return m;
   }
 };

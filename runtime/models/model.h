@@ -123,8 +123,9 @@ class Model {
   // (sampling rows in parallel); never during a forward.
   ComputeContext* compute() { return ctx_.get(); }
   CpuKernels kernels() const { return ctx_->kernels; }
-  // How the expert executor placed the routed experts ("" where they are).
-  std::string placement_summary() const { return experts_ ? experts_->placement_summary() : std::string(); }
+  // How the routed experts were placed and which matrices were repacked
+  // ("" when everything is computed on the file's bytes).
+  std::string placement_summary() const;
 
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;
@@ -138,6 +139,9 @@ class Model {
  private:
   Model() = default;
   Status bind();  // in model_loader.cpp
+  // Repacks the dense matrices the fast kernels have a packed kernel for
+  // (attention, dense and shared FFN, output head); in model_loader.cpp.
+  Status repack_matrices(ExpertRepack mode);
   Status check_batch(const Batch& batch, const KvCache& cache) const;
 
   gguf::GgufModel file_;
@@ -151,6 +155,8 @@ class Model {
   std::vector<float> output_norm_;
   std::vector<float> rope_freqs_;  // llama 3.1 rope_freqs.weight; empty: none
   std::vector<Layer> layers_;
+  std::shared_ptr<uint8_t> packed_;  // what the `packed` of repacked matrices point into
+  std::string packed_summary_;
 };
 
 }  // namespace strata

@@ -1,11 +1,17 @@
 // Model loading: every tensor of the architecture's table is checked for
 // presence, shape and a type its op can read before anything is bound, so a
 // bad file fails at load time with the tensor's name, never mid-compute.
+#include <sys/mman.h>
+
 #include <algorithm>
 
+#include "cpu_kernels/cpu_isa.h"
 #include "cpu_kernels/matmul_ref.h"
+#include "cpu_kernels/qgemm_packed.h"
 #include "cpu_kernels/quant_ref.h"
+#include "runtime/base/bytes.h"
 #include "runtime/base/check.h"
+#include "runtime/base/system_memory.h"
 #include "runtime/models/model.h"
 
 namespace strata {
@@ -155,7 +161,71 @@ Result<std::unique_ptr<Model>> Model::load(gguf::GgufModel file, const ModelOpti
     m->experts_ = make_cpu_expert_executor(std::move(eo));
   }
   STRATA_RETURN_IF_ERROR(m->bind());
+  STRATA_RETURN_IF_ERROR(m->repack_matrices(options.repack));
   return m;
+}
+
+std::string Model::placement_summary() const {
+  const std::string e = experts_ ? experts_->placement_summary() : std::string();
+  return e.empty() || packed_summary_.empty() ? e + packed_summary_ : e + ", " + packed_summary_;
+}
+
+Status Model::repack_matrices(ExpertRepack mode) {
+  if (mode == ExpertRepack::kOff || ctx_->kernels != CpuKernels::kFast) return Status::ok();
+  std::vector<Matrix*> ms;
+  auto consider = [&](Matrix& m) {
+    if (!m.empty() && m.n_mat == 1 && qgemm_packable(m.type, m.n_in, m.n_out) &&
+        qgemm_packed_fast(active_cpu_isa(), m.type)) {
+      ms.push_back(&m);
+    }
+  };
+  consider(output_);
+  for (Layer& l : layers_) {
+    if (auto* g = std::get_if<GqaWeights>(&l.attn)) {
+      for (Matrix* m : {&g->wq, &g->wk, &g->wv, &g->wo}) consider(*m);
+    } else if (auto* a = std::get_if<MlaWeights>(&l.attn)) {
+      for (Matrix* m : {&a->wq, &a->wq_a, &a->wq_b, &a->wkv_a_mqa, &a->wo}) consider(*m);
+    }
+    DenseFfnWeights* f = std::get_if<DenseFfnWeights>(&l.ffn);
+    if (auto* moe = std::get_if<MoeWeights>(&l.ffn)) f = moe->shared ? &*moe->shared : nullptr;
+    if (f) {
+      for (Matrix* m : {&f->gate, &f->up, &f->down}) consider(*m);
+    }
+  }
+  if (ms.empty()) return Status::ok();
+  std::vector<uint64_t> offset;
+  uint64_t total = 0;
+  for (const Matrix* m : ms) {
+    offset.push_back(total);
+    total += (qgemm_packed_bytes(m->type, m->n_in, m->n_out) + 63) / 64 * 64;
+  }
+  if (mode == ExpertRepack::kAuto && !fits_in_available_memory(total)) {
+    packed_summary_ = "matrices not repacked: " + format_bytes(total) + " do not fit in available memory";
+    return Status::ok();
+  }
+  void* mem = mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (mem == MAP_FAILED) {
+    return out_of_memory("cannot allocate " + format_bytes(total) + " for repacked matrices (--repack off keeps the file's data)");
+  }
+  (void)madvise(mem, total, MADV_HUGEPAGE);
+  packed_ = std::shared_ptr<uint8_t>(static_cast<uint8_t*>(mem), [total](uint8_t* p) { munmap(p, total); });
+  // Work in units of 256 rows, so one big matrix (the output head) is
+  // spread over every thread.
+  constexpr int64_t kUnit = 256;
+  std::vector<std::pair<size_t, int64_t>> units;  // (matrix, first row)
+  for (size_t i = 0; i < ms.size(); ++i) {
+    for (int64_t o = 0; o < ms[i]->n_out; o += kUnit) units.push_back({i, o});
+  }
+  ctx_->pool->parallel_for(int64_t(units.size()), 1, [&](int64_t b, int64_t e, int) {
+    for (int64_t u = b; u < e; ++u) {
+      const Matrix& m = *ms[units[size_t(u)].first];
+      const int64_t o = units[size_t(u)].second;
+      qgemm_pack(m.type, m.data, m.n_in, o, std::min(m.n_out, o + kUnit), packed_.get() + offset[units[size_t(u)].first]);
+    }
+  });
+  for (size_t i = 0; i < ms.size(); ++i) ms[i]->packed = packed_.get() + offset[i];
+  packed_summary_ = std::to_string(ms.size()) + " matrices repacked (" + format_bytes(total) + ")";
+  return Status::ok();
 }
 
 Status Model::bind() {
