@@ -338,6 +338,89 @@ void gemm_float(const GemmArgs& a) {
   gemm_weight_row_groups<FloatRows<L>>(a);
 }
 
+// ---- Q4_K packed 16 rows to a group (qgemm_packed.h), as two halves of 8
+// rows: int32 lane r of every vector is weight row 8 * half + r. Per half
+// sub-block of 16 quants, four vpmaddubsw pair sums (each below 2 * 15 * 127)
+// add up below 2^15 in int16, and one vpmaddwd against (scale, scale) pairs
+// gives the scaled int32 sum. Mins pair with the activations' sums of 32.
+inline __m256i bcast4(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm256_set1_epi32(v);
+}
+
+template <int NR>
+void packed_q4k_half(const uint8_t* grp, int half, const ActPack& x, int64_t r0, int64_t nb, float* out,
+                     int64_t stride) {
+  using P = PackedQ4K;
+  const __m256i lo = _mm256_set1_epi8(0x0F);
+  __m256 acc[NR], accm[NR];
+  for (int i = 0; i < NR; ++i) acc[i] = _mm256_setzero_ps(), accm[i] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* p = grp + b * P::kBytes;
+    __m256i isum[NR];
+    for (int i = 0; i < NR; ++i) isum[i] = _mm256_setzero_si256();
+    for (int j = 0; j < 8; ++j) {
+      const __m256i sc32 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + P::kSc + 16 * j + 8 * half)));
+      const __m256i sc = _mm256_or_si256(sc32, _mm256_slli_epi32(sc32, 16));  // (scale, scale) per row
+      const uint8_t* qs = p + P::kQs + 256 * j + 32 * half;
+      for (int q = 0; q < 2; ++q) {  // quants 16q .. 16q + 15 are chunks 2q and 2q + 1
+        const __m256i v0 = loadu(qs + 64 * (2 * q)), v1 = loadu(qs + 64 * (2 * q + 1));
+        const __m256i w0 = _mm256_and_si256(v0, lo), w1 = _mm256_and_si256(_mm256_srli_epi16(v0, 4), lo);
+        const __m256i w2 = _mm256_and_si256(v1, lo), w3 = _mm256_and_si256(_mm256_srli_epi16(v1, 4), lo);
+        for (int i = 0; i < NR; ++i) {
+          const int8_t* a = x.q(r0 + i) + b * kQK_K + 32 * kQ4KPairPos[j] + 16 * q;
+          const __m256i s = _mm256_add_epi16(
+              _mm256_add_epi16(_mm256_maddubs_epi16(w0, bcast4(a)), _mm256_maddubs_epi16(w1, bcast4(a + 4))),
+              _mm256_add_epi16(_mm256_maddubs_epi16(w2, bcast4(a + 8)), _mm256_maddubs_epi16(w3, bcast4(a + 12))));
+          isum[i] = _mm256_add_epi32(isum[i], _mm256_madd_epi16(s, sc));
+        }
+      }
+    }
+    const __m256 dv = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + P::kD + 16 * half)));
+    const __m256 dmv = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + P::kDmin + 16 * half)));
+    for (int i = 0; i < NR; ++i) {
+      const __m256i s32 = _mm256_madd_epi16(loadu(x.bsums(r0 + i) + 16 * b), _mm256_set1_epi16(1));
+      const __m256i pairs = _mm256_packs_epi32(s32, s32);  // dwords 0 1 | 4 5: pairs 0 1 | 2 3
+      __m256i msum = _mm256_setzero_si256();
+      for (int q = 0; q < 4; ++q) {
+        const __m256i m = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + P::kMin + 32 * q + 16 * half)));
+        const __m256i xp = _mm256_permutevar8x32_epi32(pairs, _mm256_set1_epi32(q < 2 ? q : q + 2));
+        msum = _mm256_add_epi32(msum, _mm256_madd_epi16(m, xp));
+      }
+      const __m256 dx = _mm256_set1_ps(x.d(r0 + i)[b]);
+      acc[i] = _mm256_fmadd_ps(_mm256_mul_ps(dv, dx), _mm256_cvtepi32_ps(isum[i]), acc[i]);
+      accm[i] = _mm256_fmadd_ps(_mm256_mul_ps(dmv, dx), _mm256_cvtepi32_ps(msum), accm[i]);
+    }
+  }
+  for (int i = 0; i < NR; ++i) _mm256_storeu_ps(out + i * stride, _mm256_sub_ps(acc[i], accm[i]));
+}
+
+// Groups of 16 weight rows, each as two halves of 8, against tiles of up to
+// 4 activation rows, in chunks of 64 activation rows.
+void gemm_packed_q4k(const GemmArgs& a) {
+  constexpr int64_t kChunk = 64;
+  const int64_t nb = a.n_in / kQK_K;
+  for (int64_t rc = a.r_begin; rc < a.r_end; rc += kChunk) {
+    const int64_t rce = std::min(a.r_end, rc + kChunk);
+    for (int64_t o = a.o_begin; o < a.o_end; o += kPackRows) {
+      const uint8_t* grp = a.w + static_cast<size_t>(o / kPackRows) * a.row_bytes;
+      for (int half = 0; half < 2; ++half) {
+        float* yo = a.y + (o - a.o_begin) + 8 * half;
+        int64_t r = rc;
+        for (; r + 4 <= rce; r += 4) packed_q4k_half<4>(grp, half, *a.x, r, nb, yo + (r - a.r_begin) * a.y_stride, a.y_stride);
+        float* yr = yo + (r - a.r_begin) * a.y_stride;
+        switch (rce - r) {
+          case 3: packed_q4k_half<3>(grp, half, *a.x, r, nb, yr, a.y_stride); break;
+          case 2: packed_q4k_half<2>(grp, half, *a.x, r, nb, yr, a.y_stride); break;
+          case 1: packed_q4k_half<1>(grp, half, *a.x, r, nb, yr, a.y_stride); break;
+          default: break;
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 
 void fill_table(KernelTable& t) {
@@ -350,6 +433,7 @@ void fill_table(KernelTable& t) {
   t.fn[static_cast<int>(DType::kF32)] = gemm_float<LoadF32>;
   t.fn[static_cast<int>(DType::kF16)] = gemm_float<LoadF16>;
   t.fn[static_cast<int>(DType::kBF16)] = gemm_float<LoadBF16>;
+  t.packed[static_cast<int>(DType::kQ4_K)] = gemm_packed_q4k;
 }
 
 }  // namespace strata::qgemm_detail::avx2

@@ -1,8 +1,9 @@
 // The packed (rows interleaved by 16) Q4_K layout: packing round-trips bit
 // for bit, the scalar packed kernel equals the GGUF scalar kernel bit for
-// bit, every SIMD packed kernel this CPU runs matches it up to the float
-// accumulation order and is range- and batch-invariant, and the fused
-// SwiGLU on packed weights equals silu(gate) * up of the packed products.
+// bit, every SIMD packed kernel this CPU runs (AVX2, AVX-512 with and
+// without VNNI) matches it up to the float accumulation order and is range-
+// and batch-invariant, and the fused SwiGLU on packed weights equals
+// silu(gate) * up of the packed products.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -13,6 +14,7 @@
 #include "cpu_kernels/activation.h"
 #include "cpu_kernels/cpu_isa.h"
 #include "cpu_kernels/qgemm.h"
+#include "cpu_kernels/qgemm_internal.h"
 #include "cpu_kernels/qgemm_packed.h"
 #include "tests/matmul_fixture.h"
 
@@ -40,6 +42,15 @@ ActPack pack_x(const std::vector<float>& x, int64_t n_rows, int64_t n_in) {
   act_pack_prepare(a, kT, n_in, n_rows);
   act_pack_rows(a, x.data(), n_in, 0, n_rows);
   return a;
+}
+
+// The packed kernel of an explicit table (the plain AVX-512 one, which
+// kernel_table() never picks on a CPU with VNNI).
+void run_packed_table(const qgemm_detail::KernelTable& t, const std::vector<uint8_t>& p, int64_t n_in,
+                      int64_t n_out, const ActPack& a, std::vector<float>& y) {
+  const qgemm_detail::GemmArgs args{p.data(), qgemm_packed_bytes(kT, n_in, kPackRows), n_in, 0, n_out, &a, 0,
+                                    a.n_rows(), y.data(), n_out};
+  t.packed[static_cast<int>(kT)](args);
 }
 
 std::vector<CpuIsa> runnable_isas() {
@@ -115,6 +126,13 @@ TEST(QgemmPacked, EveryPathMatchesTheGgufKernel) {
           std::vector<float> y1(kOut, NAN);
           qgemm_packed_rows_isa(isa, kT, p.data(), n_in, 0, kOut, a1, y1.data(), kOut);
           ASSERT_EQ(std::memcmp(y1.data(), y.data() + (n_rows - 1) * kOut, kOut * 4), 0) << "row alone differs";
+        }
+        if (detect_cpu_features().avx512) {
+          std::vector<float> y(n, NAN);
+          run_packed_table(qgemm_detail::avx512_kernels(false, false), p, n_in, kOut, a, y);
+          for (size_t i = 0; i < n; ++i) {
+            ASSERT_NEAR(y[i], ref[i], 1e-5 * scale[i] + 1e-30) << "plain AVX-512, n_in " << n_in << " rows " << n_rows;
+          }
         }
       }
     }
