@@ -36,6 +36,7 @@
 #include "cpu_kernels/dnnl_gemm.h"
 #include "cpu_kernels/gemm_choice.h"
 #include "cpu_kernels/qgemm.h"
+#include "cpu_kernels/qgemm_packed.h"
 #include "cpu_kernels/quant_ref.h"
 #endif
 #ifdef STRATA_HAVE_CUDA
@@ -573,6 +574,29 @@ Status kernel_probe(HardwareProfile& p, const Topology& topo, DType type, const 
   }
   std::vector<uint8_t> row(row_bytes);
   STRATA_RETURN_IF_ERROR(quantize_row_ref(type, x.data(), row.data(), kNIn));
+  // The layout the runtime computes on: repacked 16-row groups where this
+  // CPU path has a packed kernel for the type (qgemm_packed.h), else rows as
+  // the file has them. Weights are laid out in units of one or the other;
+  // rates count the file's bytes (what the planner's byte counts are in).
+  const bool packed = qgemm_packed_fast(active_cpu_isa(), type) && qgemm_packable(type, kNIn, kPackRows);
+  const int64_t unit_rows = packed ? kPackRows : 1;
+  const uint64_t unit_bytes = packed ? qgemm_packed_bytes(type, kNIn, kPackRows) : row_bytes;
+  const uint64_t unit_file_bytes = uint64_t(unit_rows) * row_bytes;
+  std::vector<uint8_t> unit(unit_bytes);
+  if (packed) {
+    std::vector<uint8_t> rows16(unit_file_bytes);
+    for (int64_t r = 0; r < kPackRows; ++r) std::memcpy(rows16.data() + r * row_bytes, row.data(), row_bytes);
+    qgemm_pack(type, rows16.data(), kNIn, 0, kPackRows, unit.data());
+  } else {
+    unit = row;
+  }
+  auto product = [&](const uint8_t* w, int64_t u_begin, int64_t u_end, const ActPack& a, float* y, int64_t n_units) {
+    if (packed) {
+      qgemm_packed_rows(type, w, kNIn, u_begin * unit_rows, u_end * unit_rows, a, y, n_units * unit_rows);
+    } else {
+      qgemm_rows(type, w, kNIn, u_begin, u_end, a, y, n_units);
+    }
+  };
 
   std::vector<int> cores, core_node;
   for (const TopoNuma& n : topo.numa_nodes())
@@ -581,27 +605,27 @@ Status kernel_probe(HardwareProfile& p, const Topology& topo, DType type, const 
   const int n_nodes = static_cast<int>(topo.numa_nodes().size());
   uint64_t total = o.kernel_bytes ? o.kernel_bytes
                                   : (o.quick ? std::max(llc_bytes(p), 128 * kMiB) : std::max(2 * llc_bytes(p), 512 * kMiB));
-  // Per node: a matrix of rows bound to it, split among its cores.
+  // Per node: a matrix of units bound to it, split among its cores.
   std::vector<uint8_t*> w(static_cast<size_t>(n_nodes), nullptr);
-  std::vector<int64_t> rows(static_cast<size_t>(n_nodes), 0);
+  std::vector<int64_t> units(static_cast<size_t>(n_nodes), 0);
   std::vector<std::vector<float>> y(static_cast<size_t>(n_nodes));
   auto free_weights = [&] {
     for (int i = 0; i < n_nodes; ++i)
-      if (w[i]) topo.free_on_node(w[i], rows[i] * row_bytes), w[i] = nullptr;
+      if (w[i]) topo.free_on_node(w[i], units[i] * unit_bytes), w[i] = nullptr;
   };
   uint64_t bytes_all = 0;
   for (int i = 0; i < n_nodes; ++i) {
     const size_t nc = topo.numa_nodes()[static_cast<size_t>(i)].cores.size();
     if (nc == 0) continue;
-    rows[i] = static_cast<int64_t>(total * nc / cores.size() / row_bytes);
-    rows[i] = std::max<int64_t>(rows[i], static_cast<int64_t>(nc));
-    w[i] = static_cast<uint8_t*>(topo.alloc_on_node(rows[i] * row_bytes, i));
+    units[i] = static_cast<int64_t>(total * nc / cores.size() / unit_file_bytes);
+    units[i] = std::max<int64_t>(units[i], static_cast<int64_t>(nc));
+    w[i] = static_cast<uint8_t*>(topo.alloc_on_node(units[i] * unit_bytes, i));
     if (!w[i]) {
       free_weights();
-      return out_of_memory("kernel probe: cannot allocate " + size_str(rows[i] * row_bytes) + " of weights");
+      return out_of_memory("kernel probe: cannot allocate " + size_str(units[i] * unit_bytes) + " of weights");
     }
-    y[i].resize(static_cast<size_t>(rows[i]));
-    bytes_all += rows[i] * row_bytes;
+    y[i].resize(static_cast<size_t>(units[i] * unit_rows));
+    bytes_all += units[i] * unit_file_bytes;
   }
   ActPack pack1;
   act_pack_prepare(pack1, type, kNIn, 1);
@@ -611,21 +635,21 @@ Status kernel_probe(HardwareProfile& p, const Topology& topo, DType type, const 
   for (int t = 0; t < n_threads; ++t) rank[t] = node_threads[core_node[t]]++;
   TeamRun dec = run_team(topo, cores, 2, budget_of(o), [&](int t, int pass) {
     const int node = core_node[t];
-    const int64_t n = rows[node], k = node_threads[node];
+    const int64_t n = units[node], k = node_threads[node];
     const int64_t b = n * rank[t] / k, e = n * (rank[t] + 1) / k;
     if (pass == 0) {
-      for (int64_t r = b; r < e; ++r) std::memcpy(w[node] + r * row_bytes, row.data(), row_bytes);
+      for (int64_t u = b; u < e; ++u) std::memcpy(w[node] + u * unit_bytes, unit.data(), unit_bytes);
       return;
     }
-    qgemm_rows(type, w[node], kNIn, b, e, pack1, y[node].data(), n);
+    product(w[node], b, e, pack1, y[node].data(), n);
   });
   free_weights();
 
   // Prefill: 512 activation rows against 64 output rows per thread (compute bound).
   constexpr int64_t kRows = 512;
-  const int64_t n_out = 64 * static_cast<int64_t>(n_threads);
-  std::vector<uint8_t> wp(static_cast<size_t>(n_out) * row_bytes);
-  for (int64_t r = 0; r < n_out; ++r) std::memcpy(wp.data() + r * row_bytes, row.data(), row_bytes);
+  const int64_t n_out = 64 * static_cast<int64_t>(n_threads), n_out_units = n_out / unit_rows;
+  std::vector<uint8_t> wp(static_cast<size_t>(n_out_units) * unit_bytes);
+  for (int64_t u = 0; u < n_out_units; ++u) std::memcpy(wp.data() + u * unit_bytes, unit.data(), unit_bytes);
   std::vector<float> xs(static_cast<size_t>(kRows * kNIn));
   for (int64_t r = 0; r < kRows; ++r) std::memcpy(xs.data() + r * kNIn, x.data(), kNIn * sizeof(float));
   ActPack pack;
@@ -635,8 +659,8 @@ Status kernel_probe(HardwareProfile& p, const Topology& topo, DType type, const 
   Budget pb = budget_of(o);
   pb.seconds /= 2;
   // The kernel the runtime would run a 512-row batch on (gemm_choice.h):
-  // qgemm, or oneDNN on dequantized tiles.
-  const GemmPath path = choose_gemm_path(type, wp.data(), kNIn, n_out, kRows);
+  // qgemm, or oneDNN on dequantized tiles; packed weights stay on qgemm.
+  const GemmPath path = packed ? GemmPath::kNative : choose_gemm_path(type, wp.data(), kNIn, n_out, kRows);
   DnnlActs acts;
   if (path != GemmPath::kNative) {
     acts.prepare(dnnl_precision_of(path), xs.data(), kNIn, kNIn, kRows);
@@ -644,7 +668,7 @@ Status kernel_probe(HardwareProfile& p, const Topology& topo, DType type, const 
   std::atomic<bool> dnnl_failed{false};
   TeamRun pre = run_team(topo, cores, 1, pb, [&](int t, int) {
     if (path == GemmPath::kNative) {
-      qgemm_rows(type, wp.data(), kNIn, 64 * t, 64 * (t + 1), pack, yp.data(), n_out);
+      product(wp.data(), 64 * t / unit_rows, 64 * (t + 1) / unit_rows, pack, yp.data(), n_out_units);
     } else if (!dnnl_gemm_rows(type, wp.data(), kNIn, 64 * t, 64 * (t + 1), acts, yp.data(), n_out).is_ok()) {
       dnnl_failed = true;
     }
@@ -653,8 +677,9 @@ Status kernel_probe(HardwareProfile& p, const Topology& topo, DType type, const 
 
   const std::string when = now_utc();
   const std::string variant(qgemm_variant_name(active_cpu_isa()));
+  const std::string qgemm_kernel = (packed ? "qgemm_packed_rows " : "qgemm_rows ") + variant;
   const std::string prefill_kernel = path == GemmPath::kNative
-                                         ? "qgemm_rows " + variant
+                                         ? qgemm_kernel
                                          : std::string(gemm_path_name(path)) + " (" + dnnl_cpu_isa() + ")";
   KernelRate k;
   k.type = type;
@@ -662,7 +687,7 @@ Status kernel_probe(HardwareProfile& p, const Topology& topo, DType type, const 
   for (double s : dec.seconds) gbps.push_back(static_cast<double>(bytes_all) / s / 1e9);
   for (double s : pre.seconds) gops.push_back(2.0 * kRows * kNIn * static_cast<double>(n_out) / s / 1e9);
   const std::string pin = dec.pin_note.empty() ? "" : "; " + dec.pin_note;
-  k.decode_gbps = figure_of(gbps, "measured " + when + " (qgemm_rows " + variant + ", 1 row x " +
+  k.decode_gbps = figure_of(gbps, "measured " + when + " (" + qgemm_kernel + ", 1 row x " +
                                       std::to_string(kNIn) + " inputs, " + size_str(bytes_all) + " of " +
                                       std::string(dtype_name(type)) + " weights bound per node, " +
                                       std::to_string(n_threads) + " pinned threads, " + std::to_string(gbps.size()) +
