@@ -13,6 +13,8 @@
 #include <fstream>
 #include <set>
 
+#include "cpu_kernels/cpu_isa.h"
+#include "cpu_kernels/qgemm_packed.h"
 #include "offload/calibrate.h"
 #include "offload/hardware_detect.h"
 #include "offload/hardware_file.h"
@@ -591,9 +593,16 @@ TEST(Calibrate, QuickProbesMeasureThisMachine) {
     EXPECT_TRUE(k.decode_gbps.known());
     EXPECT_TRUE(k.prefill_gops.known());
     EXPECT_TRUE(starts_with(k.decode_gbps.source, "measured ")) << k.decode_gbps.source;
-    // Prefill is measured on the kernel a 512-row batch runs on: qgemm or oneDNN.
+    // Prefill is measured on the kernel a 512-row batch runs on: qgemm (on
+    // the file's rows or repacked ones) or oneDNN.
     const std::string& ps = k.prefill_gops.source;
-    EXPECT_TRUE(ps.find("(qgemm_rows ") != std::string::npos || ps.find("(onednn-") != std::string::npos) << ps;
+    EXPECT_TRUE(ps.find("(qgemm_rows ") != std::string::npos || ps.find("(qgemm_packed_rows ") != std::string::npos ||
+                ps.find("(onednn-") != std::string::npos)
+        << ps;
+    // Decode is measured on the layout the runtime computes on.
+    const bool packs = qgemm_packed_fast(active_cpu_isa(), k.type);
+    EXPECT_NE(k.decode_gbps.source.find(packs ? "(qgemm_packed_rows " : "(qgemm_rows "), std::string::npos)
+        << k.decode_gbps.source;
   }
   EXPECT_TRUE(!p->cpu_kernels.empty() || kernels_said);
 }
