@@ -396,9 +396,64 @@ void packed_q4k_half(const uint8_t* grp, int half, const ActPack& x, int64_t r0,
   for (int i = 0; i < NR; ++i) _mm256_storeu_ps(out + i * stride, _mm256_sub_ps(acc[i], accm[i]));
 }
 
+// Q6_K packed, half of a group at a time: quants 0..63, so two pair sums of
+// 16 products stay below 2^15 but four do not: each pair of vpmaddubsw goes
+// to int32 on its own. Signed scales per 16 multiply the int32 sums; the -32
+// offset comes in through the activations' sums of 16 against scale pairs.
+template <int NR>
+void packed_q6k_half(const uint8_t* grp, int half, const ActPack& x, int64_t r0, int64_t nb, float* out,
+                     int64_t stride) {
+  using P = PackedQ6K;
+  const __m256i lo = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30), ones = _mm256_set1_epi16(1);
+  __m256 acc[NR];
+  for (int i = 0; i < NR; ++i) acc[i] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* p = grp + b * P::kBytes;
+    __m256i isum[NR], msum[NR];
+    for (int i = 0; i < NR; ++i) isum[i] = _mm256_setzero_si256(), msum[i] = _mm256_setzero_si256();
+    for (int j = 0; j < 8; ++j) {
+      const __m256i sp = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + P::kSc + 32 * j + 16 * half)));
+      const __m256i sc[2] = {_mm256_srai_epi32(_mm256_slli_epi32(sp, 16), 16), _mm256_srai_epi32(sp, 16)};
+      const uint8_t* ql = p + P::kQl + 256 * j + 32 * half;
+      const uint8_t* qh = p + P::kQh + 128 * j + 32 * half;
+      for (int q = 0; q < 2; ++q) {  // quants 16q .. 16q + 15: chunks 2q, 2q + 1, high bits in qh[q]
+        const __m256i h = loadu(qh + 64 * q), v0 = loadu(ql + 64 * (2 * q)), v1 = loadu(ql + 64 * (2 * q + 1));
+        const __m256i w0 = _mm256_or_si256(_mm256_and_si256(v0, lo), _mm256_and_si256(_mm256_slli_epi16(h, 4), m30));
+        const __m256i w1 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v0, 4), lo),
+                                           _mm256_and_si256(_mm256_slli_epi16(h, 2), m30));
+        const __m256i w2 = _mm256_or_si256(_mm256_and_si256(v1, lo), _mm256_and_si256(h, m30));
+        const __m256i w3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v1, 4), lo),
+                                           _mm256_and_si256(_mm256_srli_epi16(h, 2), m30));
+        for (int i = 0; i < NR; ++i) {
+          const int8_t* a = x.q(r0 + i) + b * kQK_K + 32 * j + 16 * q;
+          const __m256i p0 = _mm256_add_epi16(_mm256_maddubs_epi16(w0, bcast4(a)), _mm256_maddubs_epi16(w1, bcast4(a + 4)));
+          const __m256i p1 = _mm256_add_epi16(_mm256_maddubs_epi16(w2, bcast4(a + 8)), _mm256_maddubs_epi16(w3, bcast4(a + 12)));
+          const __m256i s = _mm256_add_epi32(_mm256_madd_epi16(p0, ones), _mm256_madd_epi16(p1, ones));
+          isum[i] = _mm256_add_epi32(isum[i], _mm256_mullo_epi32(s, sc[q]));
+        }
+      }
+      for (int i = 0; i < NR; ++i) {
+        int32_t bs;
+        std::memcpy(&bs, x.bsums(r0 + i) + 16 * b + 2 * j, 4);
+        msum[i] = _mm256_add_epi32(msum[i], _mm256_madd_epi16(sp, _mm256_set1_epi32(bs)));
+      }
+    }
+    const __m256 dv = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + P::kD + 16 * half)));
+    for (int i = 0; i < NR; ++i) {
+      const __m256i s = _mm256_sub_epi32(isum[i], _mm256_slli_epi32(msum[i], 5));
+      acc[i] = _mm256_fmadd_ps(_mm256_mul_ps(dv, _mm256_set1_ps(x.d(r0 + i)[b])), _mm256_cvtepi32_ps(s), acc[i]);
+    }
+  }
+  for (int i = 0; i < NR; ++i) _mm256_storeu_ps(out + i * stride, acc[i]);
+}
+
 // Groups of 16 weight rows, each as two halves of 8, against tiles of up to
 // 4 activation rows, in chunks of 64 activation rows.
-void gemm_packed_q4k(const GemmArgs& a) {
+template <void (*Half1)(const uint8_t*, int, const ActPack&, int64_t, int64_t, float*, int64_t),
+          void (*Half2)(const uint8_t*, int, const ActPack&, int64_t, int64_t, float*, int64_t),
+          void (*Half3)(const uint8_t*, int, const ActPack&, int64_t, int64_t, float*, int64_t),
+          void (*Half4)(const uint8_t*, int, const ActPack&, int64_t, int64_t, float*, int64_t)>
+void gemm_packed(const GemmArgs& a) {
   constexpr int64_t kChunk = 64;
   const int64_t nb = a.n_in / kQK_K;
   for (int64_t rc = a.r_begin; rc < a.r_end; rc += kChunk) {
@@ -408,17 +463,25 @@ void gemm_packed_q4k(const GemmArgs& a) {
       for (int half = 0; half < 2; ++half) {
         float* yo = a.y + (o - a.o_begin) + 8 * half;
         int64_t r = rc;
-        for (; r + 4 <= rce; r += 4) packed_q4k_half<4>(grp, half, *a.x, r, nb, yo + (r - a.r_begin) * a.y_stride, a.y_stride);
+        for (; r + 4 <= rce; r += 4) Half4(grp, half, *a.x, r, nb, yo + (r - a.r_begin) * a.y_stride, a.y_stride);
         float* yr = yo + (r - a.r_begin) * a.y_stride;
         switch (rce - r) {
-          case 3: packed_q4k_half<3>(grp, half, *a.x, r, nb, yr, a.y_stride); break;
-          case 2: packed_q4k_half<2>(grp, half, *a.x, r, nb, yr, a.y_stride); break;
-          case 1: packed_q4k_half<1>(grp, half, *a.x, r, nb, yr, a.y_stride); break;
+          case 3: Half3(grp, half, *a.x, r, nb, yr, a.y_stride); break;
+          case 2: Half2(grp, half, *a.x, r, nb, yr, a.y_stride); break;
+          case 1: Half1(grp, half, *a.x, r, nb, yr, a.y_stride); break;
           default: break;
         }
       }
     }
   }
+}
+
+void gemm_packed_q6k(const GemmArgs& a) {
+  gemm_packed<packed_q6k_half<1>, packed_q6k_half<2>, packed_q6k_half<3>, packed_q6k_half<4>>(a);
+}
+
+void gemm_packed_q4k(const GemmArgs& a) {
+  gemm_packed<packed_q4k_half<1>, packed_q4k_half<2>, packed_q4k_half<3>, packed_q4k_half<4>>(a);
 }
 
 }  // namespace
@@ -434,6 +497,7 @@ void fill_table(KernelTable& t) {
   t.fn[static_cast<int>(DType::kF16)] = gemm_float<LoadF16>;
   t.fn[static_cast<int>(DType::kBF16)] = gemm_float<LoadBF16>;
   t.packed[static_cast<int>(DType::kQ4_K)] = gemm_packed_q4k;
+  t.packed[static_cast<int>(DType::kQ6_K)] = gemm_packed_q6k;
 }
 
 }  // namespace strata::qgemm_detail::avx2

@@ -68,10 +68,21 @@ struct KernelTable {
 // The table qgemm runs for `isa`.
 const KernelTable& kernel_table(CpuIsa isa);
 
-// Offsets inside one packed Q4_K block of 16 rows (see qgemm_packed.h).
+// Offsets inside one packed block of 16 rows (see qgemm_packed.h).
 struct PackedQ4K {
   static constexpr size_t kD = 0, kDmin = 32, kSc = 64, kMin = 192, kQs = 320, kBytes = 2368;
 };
+struct PackedQ6K {
+  static constexpr size_t kD = 0, kSc = 32, kQl = 288, kQh = 2336, kBytes = 3360;
+};
+
+// Q6_K: the 6-bit quant e (0..255) of a GGUF block, unsigned (0..63).
+inline int q6k_quant(const BlockQ6_K& b, int e) {
+  const int half = e / 128, k = (e % 128) / 32, l = e % 32;
+  const int lo = (b.ql[64 * half + l + 32 * (k & 1)] >> (4 * (k >> 1))) & 0xF;
+  const int hi = (b.qh[32 * half + l] >> (2 * k)) & 3;
+  return lo | (hi << 4);
+}
 
 const KernelTable& scalar_kernels();
 const KernelTable& avx2_kernels();

@@ -12,6 +12,9 @@ namespace strata {
 namespace {
 
 using qgemm_detail::PackedQ4K;
+using qgemm_detail::PackedQ6K;
+
+size_t block_bytes(DType w) { return w == DType::kQ4_K ? PackedQ4K::kBytes : PackedQ6K::kBytes; }
 
 // The GGUF block of row r (0..15) of packed block `p`, rebuilt: the 6-bit
 // scales and mins go back to their 12-byte packing.
@@ -56,15 +59,77 @@ void pack_block(const BlockQ4_K& b, int r, uint8_t* p) {
   }
 }
 
+// Q6_K: quant l of 32-element sub-block j at ql (low 4 bits, nibbles as
+// Q4_K's qs) and qh (2 high bits; byte qh[j][c / 2][r][t] holds those of
+// quants 8c + t and 8c + 4 + t at bits 4 (c % 2) and 4 (c % 2) + 2).
+void unpack_block(const uint8_t* p, int r, BlockQ6_K& b) {
+  std::memcpy(&b.d, p + PackedQ6K::kD + 2 * r, 2);
+  for (int s = 0; s < 16; ++s) b.scales[s] = int8_t(p[PackedQ6K::kSc + 32 * (s / 2) + 2 * r + (s % 2)]);
+  std::memset(b.ql, 0, sizeof b.ql);
+  std::memset(b.qh, 0, sizeof b.qh);
+  for (int e = 0; e < kQK_K; ++e) {
+    const int j = e / 32, l = e % 32, c = l / 8, t = l % 4, upper = (l % 8) / 4;
+    const uint8_t lo = p[PackedQ6K::kQl + 256 * j + 64 * c + 4 * r + t];
+    const uint8_t hb = p[PackedQ6K::kQh + 128 * j + 64 * (c / 2) + 4 * r + t];
+    const int q = ((lo >> (4 * upper)) & 0xF) | (((hb >> (4 * (c % 2) + 2 * upper)) & 3) << 4);
+    // Back to GGUF's order (see q6k_quant).
+    const int half = e / 128, k = (e % 128) / 32, m = e % 32;
+    b.ql[64 * half + m + 32 * (k & 1)] |= uint8_t((q & 0xF) << (4 * (k >> 1)));
+    b.qh[32 * half + m] |= uint8_t((q >> 4) << (2 * k));
+  }
+}
+
+void pack_block(const BlockQ6_K& b, int r, uint8_t* p) {
+  std::memcpy(p + PackedQ6K::kD + 2 * r, &b.d, 2);
+  for (int s = 0; s < 16; ++s) p[PackedQ6K::kSc + 32 * (s / 2) + 2 * r + (s % 2)] = uint8_t(b.scales[s]);
+  for (int e = 0; e < kQK_K; ++e) {
+    const int q = qgemm_detail::q6k_quant(b, e);
+    const int j = e / 32, l = e % 32, c = l / 8, t = l % 4, upper = (l % 8) / 4;
+    p[PackedQ6K::kQl + 256 * j + 64 * c + 4 * r + t] |= uint8_t((q & 0xF) << (4 * upper));
+    p[PackedQ6K::kQh + 128 * j + 64 * (c / 2) + 4 * r + t] |= uint8_t((q >> 4) << (4 * (c % 2) + 2 * upper));
+  }
+}
+
+// One type's GGUF block <-> its place in a packed block.
+template <class Block>
+void pack_rows(const uint8_t* src, int64_t nb, int64_t o_begin, int64_t o_end, size_t bytes, uint8_t* out) {
+  for (int64_t g = o_begin / kPackRows; g < o_end / kPackRows; ++g) {
+    for (int64_t b = 0; b < nb; ++b) {
+      uint8_t* p = out + size_t(g * nb + b) * bytes;
+      std::memset(p, 0, bytes);
+      for (int r = 0; r < kPackRows; ++r) {
+        Block blk;
+        std::memcpy(&blk, src + (size_t(g * kPackRows + r) * size_t(nb) + size_t(b)) * sizeof(Block), sizeof blk);
+        pack_block(blk, r, p);
+      }
+    }
+  }
+}
+
+template <class Block>
+void unpack_rows(const uint8_t* src, int64_t nb, int64_t o_begin, int64_t o_end, size_t bytes, uint8_t* out) {
+  for (int64_t g = o_begin / kPackRows; g < o_end / kPackRows; ++g) {
+    for (int64_t b = 0; b < nb; ++b) {
+      const uint8_t* p = src + size_t(g * nb + b) * bytes;
+      for (int r = 0; r < kPackRows; ++r) {
+        Block blk{};
+        unpack_block(p, r, blk);
+        std::memcpy(out + (size_t(g * kPackRows + r - o_begin) * size_t(nb) + size_t(b)) * sizeof(Block), &blk,
+                    sizeof blk);
+      }
+    }
+  }
+}
+
 void check_range(DType w, int64_t n_in, int64_t o_begin, int64_t o_end) {
-  STRATA_CHECK(w == DType::kQ4_K && n_in % kQK_K == 0);
+  STRATA_CHECK((w == DType::kQ4_K || w == DType::kQ6_K) && n_in % kQK_K == 0);
   STRATA_CHECK(0 <= o_begin && o_begin <= o_end && o_begin % kPackRows == 0 && o_end % kPackRows == 0);
 }
 
 }  // namespace
 
 bool qgemm_packable(DType w, int64_t n_in, int64_t n_out) {
-  return w == DType::kQ4_K && n_in > 0 && n_in % kQK_K == 0 && n_out > 0 && n_out % kPackRows == 0;
+  return (w == DType::kQ4_K || w == DType::kQ6_K) && n_in > 0 && n_in % kQK_K == 0 && n_out > 0 && n_out % kPackRows == 0;
 }
 
 bool qgemm_packed_fast(CpuIsa isa, DType w) {
@@ -72,43 +137,29 @@ bool qgemm_packed_fast(CpuIsa isa, DType w) {
 }
 
 size_t qgemm_packed_bytes(DType w, int64_t n_in, int64_t n_rows) {
-  STRATA_CHECK(w == DType::kQ4_K && n_rows % kPackRows == 0);
-  return size_t(n_rows / kPackRows) * size_t(n_in / kQK_K) * PackedQ4K::kBytes;
+  STRATA_CHECK((w == DType::kQ4_K || w == DType::kQ6_K) && n_rows % kPackRows == 0);
+  return size_t(n_rows / kPackRows) * size_t(n_in / kQK_K) * block_bytes(w);
 }
 
 void qgemm_pack(DType w_type, const void* w, int64_t n_in, int64_t o_begin, int64_t o_end, void* dst) {
   check_range(w_type, n_in, o_begin, o_end);
-  const int64_t nb = n_in / kQK_K;
   const auto* src = static_cast<const uint8_t*>(w);
   auto* out = static_cast<uint8_t*>(dst);
-  for (int64_t g = o_begin / kPackRows; g < o_end / kPackRows; ++g) {
-    for (int64_t b = 0; b < nb; ++b) {
-      uint8_t* p = out + size_t(g * nb + b) * PackedQ4K::kBytes;
-      std::memset(p, 0, PackedQ4K::kBytes);
-      for (int r = 0; r < kPackRows; ++r) {
-        BlockQ4_K blk;
-        std::memcpy(&blk, src + (size_t(g * kPackRows + r) * size_t(nb) + size_t(b)) * sizeof(BlockQ4_K), sizeof blk);
-        pack_block(blk, r, p);
-      }
-    }
+  if (w_type == DType::kQ4_K) {
+    pack_rows<BlockQ4_K>(src, n_in / kQK_K, o_begin, o_end, block_bytes(w_type), out);
+  } else {
+    pack_rows<BlockQ6_K>(src, n_in / kQK_K, o_begin, o_end, block_bytes(w_type), out);
   }
 }
 
 void qgemm_unpack(DType w_type, const void* packed, int64_t n_in, int64_t o_begin, int64_t o_end, void* dst) {
   check_range(w_type, n_in, o_begin, o_end);
-  const int64_t nb = n_in / kQK_K;
   const auto* src = static_cast<const uint8_t*>(packed);
   auto* out = static_cast<uint8_t*>(dst);
-  for (int64_t g = o_begin / kPackRows; g < o_end / kPackRows; ++g) {
-    for (int64_t b = 0; b < nb; ++b) {
-      const uint8_t* p = src + size_t(g * nb + b) * PackedQ4K::kBytes;
-      for (int r = 0; r < kPackRows; ++r) {
-        BlockQ4_K blk{};
-        unpack_block(p, r, blk);
-        std::memcpy(out + (size_t(g * kPackRows + r - o_begin) * size_t(nb) + size_t(b)) * sizeof(BlockQ4_K), &blk,
-                    sizeof blk);
-      }
-    }
+  if (w_type == DType::kQ4_K) {
+    unpack_rows<BlockQ4_K>(src, n_in / kQK_K, o_begin, o_end, block_bytes(w_type), out);
+  } else {
+    unpack_rows<BlockQ6_K>(src, n_in / kQK_K, o_begin, o_end, block_bytes(w_type), out);
   }
 }
 

@@ -5,18 +5,25 @@
 // packed 6-bit scales for every row and block; the interleaved layout does
 // neither, and reads the same activations for all 16 rows.
 //
-// Layout (Q4_K, the only packed type so far): per group of 16 rows, the
-// group's 256-element blocks in order, each 2368 bytes (37 cache lines; 2.8%
-// more than the 16 GGUF blocks it replaces, because the scales and mins are
-// stored as bytes):
-//   d[16], dmin[16]      f16 of rows 0..15
-//   sc[8][16]            6-bit sub-block scale j of row r at sc[j][r]
-//   m[4][16][2]          mins of sub-blocks 2p and 2p+1 of row r at m[p][r]
-//   qs[8][4][16][4]      quant l (0..31) of sub-block j, row r: with c = l / 8,
-//                        t = l % 4, byte qs[j][c][r][t], low nibble when
-//                        l % 8 < 4, high nibble otherwise
-// Group g starts at g * nb * 2368 (nb = n_in / 256). Packing is exact: the
-// GGUF rows come back bit for bit from qgemm_unpack.
+// Layouts: per group of 16 rows, the group's 256-element blocks in order.
+// Quant l (0..31) of 32-element sub-block j, row r, with c = l / 8 and
+// t = l % 4, sits in byte [j][c][r][t] of a nibble array: low nibble when
+// l % 8 < 4, high nibble otherwise.
+//   Q4_K, 2368 bytes per block (37 cache lines; 2.8% more than the 16 GGUF
+//   blocks it replaces, because the scales and mins are stored as bytes):
+//     d[16], dmin[16]      f16 of rows 0..15
+//     sc[8][16]            6-bit sub-block scale j of row r at sc[j][r]
+//     m[4][16][2]          mins of sub-blocks 2p and 2p+1 of row r at m[p][r]
+//     qs[8][4][16][4]      the quants as above
+//   Q6_K, 3360 bytes per block (exactly the 16 GGUF blocks):
+//     d[16]                f16
+//     sc[8][16][2]         int8 scales of 16-element sub-blocks 2j, 2j+1 of row r
+//     ql[8][4][16][4]      the low 4 bits of the quants as above
+//     qh[8][2][16][4]      their high 2 bits: byte [j][c / 2][r][t] holds those
+//                          of quants 8c + t and 8c + 4 + t at bits 4 (c % 2)
+//                          and 4 (c % 2) + 2
+// Group g starts at g * nb * (block bytes) (nb = n_in / 256). Packing is
+// exact: the GGUF rows come back bit for bit from qgemm_unpack.
 #pragma once
 
 #include <cstddef>
@@ -30,8 +37,8 @@ namespace strata {
 
 inline constexpr int64_t kPackRows = 16;
 
-// True when a [n_out x n_in] matrix of type w can be packed: Q4_K with n_out a
-// multiple of 16 (n_in is a multiple of 256 for any Q4_K row).
+// True when a [n_out x n_in] matrix of type w can be packed: Q4_K or Q6_K
+// with n_out a multiple of 16 (n_in is a multiple of 256 for any such row).
 bool qgemm_packable(DType w, int64_t n_in, int64_t n_out);
 
 // True when `isa` has a SIMD kernel for packed weights of type w (the scalar

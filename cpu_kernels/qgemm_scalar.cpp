@@ -214,6 +214,40 @@ void gemm_packed_q4_k(const GemmArgs& a) {
   }
 }
 
+// Q6_K in the packed layout, with dot_q6_k's arithmetic (bit for bit equal).
+void gemm_packed_q6_k(const GemmArgs& a) {
+  const int64_t nb = a.n_in / kQK_K;
+  for (int64_t o = a.o_begin; o < a.o_end; ++o) {
+    const uint8_t* grp = a.w + static_cast<size_t>(o / kPackRows) * a.row_bytes;
+    const int lane = static_cast<int>(o % kPackRows);
+    for (int64_t r = a.r_begin; r < a.r_end; ++r) {
+      const int8_t* xq = a.x->q(r);
+      const float* xd = a.x->d(r);
+      const int16_t* xs = a.x->bsums(r);
+      float sumf = 0.0f;
+      for (int64_t b = 0; b < nb; ++b, xq += kQK_K, xs += 16) {
+        const uint8_t* p = grp + b * PackedQ6K::kBytes;
+        int32_t isum = 0;
+        for (int is = 0; is < 16; ++is) {  // sub-blocks of 16
+          const int j = is / 2;
+          int32_t s = 0;
+          for (int l = 16 * (is % 2); l < 16 * (is % 2) + 16; ++l) {
+            const int c = l / 8, t = l % 4, upper = (l % 8) / 4;
+            const uint8_t lo = p[PackedQ6K::kQl + 256 * j + 64 * c + 4 * lane + t];
+            const uint8_t hb = p[PackedQ6K::kQh + 128 * j + 64 * (c / 2) + 4 * lane + t];
+            const int q = ((lo >> (4 * upper)) & 0xF) | (((hb >> (4 * (c % 2) + 2 * upper)) & 3) << 4);
+            s += q * xq[32 * j + l];
+          }
+          const int sc = static_cast<int8_t>(p[PackedQ6K::kSc + 32 * j + 2 * lane + (is % 2)]);
+          isum += sc * (s - 32 * xs[is]);
+        }
+        sumf += (f16_to_f32(load_u16(p + PackedQ6K::kD + 2 * lane)) * xd[b]) * static_cast<float>(isum);
+      }
+      a.y[(r - a.r_begin) * a.y_stride + (o - a.o_begin)] = sumf;
+    }
+  }
+}
+
 KernelTable make_table() {
   KernelTable t{"scalar", {}, {}};
   t.fn[static_cast<int>(DType::kQ4_K)] = gemm<dot_q4_k, kQK_K>;
@@ -226,6 +260,7 @@ KernelTable make_table() {
   t.fn[static_cast<int>(DType::kF16)] = gemm<dot_f16w, 1>;
   t.fn[static_cast<int>(DType::kBF16)] = gemm<dot_bf16w, 1>;
   t.packed[static_cast<int>(DType::kQ4_K)] = gemm_packed_q4_k;
+  t.packed[static_cast<int>(DType::kQ6_K)] = gemm_packed_q6_k;
   return t;
 }
 

@@ -282,8 +282,12 @@ TEST(CpuExpertExecutor, NumaCopiesComputeTheSame) {
 // thread count and of which rows share the batch, with decode-sized and
 // prompt-sized (oneDNN-eligible) expert loads, flat and on two NUMA nodes.
 TEST(CpuExpertExecutor, RepackedExpertsComputeTheSame) {
+  // Q4_K gate and up with a Q6_K down, as Q4_K_M files have in some layers.
   Layer L = make_layer(DType::kQ4_K, 256, 512, 8, 21);
-  const bool packs = qgemm_packed_fast(active_cpu_isa(), DType::kQ4_K);
+  L.down = random_stack(DType::kQ6_K, 512, 256, 8, 1.0f / std::sqrt(512.0f), 24, &L.l.down.expert_bytes);
+  L.l.down.type = DType::kQ6_K;
+  L.l.down.data = L.down.data();
+  const bool packs = qgemm_packed_fast(active_cpu_isa(), DType::kQ4_K) && qgemm_packed_fast(active_cpu_isa(), DType::kQ6_K);
   for (int64_t n_rows : {5, 70}) {
     const Routing r = make_routing(n_rows, 3, 256, 8, true, 22);
     // The file layout on qgemm (8-bit activations, as the packed kernel).
@@ -309,7 +313,7 @@ TEST(CpuExpertExecutor, RepackedExpertsComputeTheSame) {
       }
       EXPECT_NE(ex->placement_summary().find("experts repacked (3 tensors"), std::string::npos)
           << ex->placement_summary();
-      EXPECT_EQ(last_total, 8 * 3 * qgemm_packed_bytes(DType::kQ4_K, 256, 512));
+      EXPECT_EQ(last_total, 8 * (2 * qgemm_packed_bytes(DType::kQ4_K, 256, 512) + qgemm_packed_bytes(DType::kQ6_K, 512, 256)));
       const std::vector<float> got = run(*ex, L.l, r);
       EXPECT_LE(rel_err(got, want), 1e-5) << threads << " threads, " << n_rows << " rows";
       if (base.empty()) base = got;

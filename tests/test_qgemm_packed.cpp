@@ -1,4 +1,4 @@
-// The packed (rows interleaved by 16) Q4_K layout: packing round-trips bit
+// The packed (rows interleaved by 16) Q4_K and Q6_K layouts: packing round-trips bit
 // for bit, the scalar packed kernel equals the GGUF scalar kernel bit for
 // bit, every SIMD packed kernel this CPU runs (AVX2, AVX-512 with and
 // without VNNI) matches it up to the float accumulation order and is range-
@@ -26,9 +26,9 @@ using test::make_w;
 using test::make_x;
 using test::row_bytes;
 
-constexpr DType kT = DType::kQ4_K;
+class QgemmPacked : public ::testing::TestWithParam<DType> {};
 
-std::vector<uint8_t> packed_of(const std::vector<uint8_t>& w, int64_t n_in, int64_t n_out) {
+std::vector<uint8_t> packed_of(DType kT, const std::vector<uint8_t>& w, int64_t n_in, int64_t n_out) {
   std::vector<uint8_t> p(qgemm_packed_bytes(kT, n_in, n_out));
   // Two ranges, as two threads would pack them.
   const int64_t mid = n_out / 2 / kPackRows * kPackRows;
@@ -37,7 +37,7 @@ std::vector<uint8_t> packed_of(const std::vector<uint8_t>& w, int64_t n_in, int6
   return p;
 }
 
-ActPack pack_x(const std::vector<float>& x, int64_t n_rows, int64_t n_in) {
+ActPack pack_x(DType kT, const std::vector<float>& x, int64_t n_rows, int64_t n_in) {
   ActPack a;
   act_pack_prepare(a, kT, n_in, n_rows);
   act_pack_rows(a, x.data(), n_in, 0, n_rows);
@@ -46,7 +46,7 @@ ActPack pack_x(const std::vector<float>& x, int64_t n_rows, int64_t n_in) {
 
 // The packed kernel of an explicit table (the plain AVX-512 one, which
 // kernel_table() never picks on a CPU with VNNI).
-void run_packed_table(const qgemm_detail::KernelTable& t, const std::vector<uint8_t>& p, int64_t n_in,
+void run_packed_table(DType kT, const qgemm_detail::KernelTable& t, const std::vector<uint8_t>& p, int64_t n_in,
                       int64_t n_out, const ActPack& a, std::vector<float>& y) {
   const qgemm_detail::GemmArgs args{p.data(), qgemm_packed_bytes(kT, n_in, kPackRows), n_in, 0, n_out, &a, 0,
                                     a.n_rows(), y.data(), n_out};
@@ -61,13 +61,14 @@ std::vector<CpuIsa> runnable_isas() {
   return v;
 }
 
-TEST(QgemmPacked, PackingRoundTripsExactly) {
+TEST_P(QgemmPacked, PackingRoundTripsExactly) {
+  const DType kT = GetParam();
   for (bool raw : {false, true}) {
     for (int64_t n_in : {256, 768, 2048}) {
       const int64_t n_out = 48;
       const std::vector<uint8_t> w = make_w(kT, n_in, n_out, 31 + n_in, raw);
-      const std::vector<uint8_t> p = packed_of(w, n_in, n_out);
-      EXPECT_EQ(p.size(), size_t(n_out / 16) * size_t(n_in / 256) * 2368);
+      const std::vector<uint8_t> p = packed_of(kT, w, n_in, n_out);
+      EXPECT_EQ(p.size(), size_t(n_out / 16) * size_t(n_in / 256) * (kT == DType::kQ4_K ? 2368 : 3360));
       std::vector<uint8_t> back(row_bytes(kT, n_in) * n_out);
       qgemm_unpack(kT, p.data(), n_in, 0, n_out, back.data());
       ASSERT_EQ(std::memcmp(back.data(), w.data(), back.size()), 0) << "n_in " << n_in << (raw ? " raw" : "");
@@ -79,27 +80,30 @@ TEST(QgemmPacked, PackingRoundTripsExactly) {
   }
 }
 
-TEST(QgemmPacked, PackableShapes) {
+TEST_P(QgemmPacked, PackableShapes) {
+  const DType kT = GetParam();
   EXPECT_TRUE(qgemm_packable(kT, 2048, 768));
   EXPECT_FALSE(qgemm_packable(kT, 2048, 760));  // not a multiple of 16 rows
   EXPECT_FALSE(qgemm_packable(kT, 100, 16));
   EXPECT_FALSE(qgemm_packable(DType::kQ8_0, 2048, 768));
   EXPECT_FALSE(qgemm_packed_fast(CpuIsa::kScalar, kT));
+  EXPECT_EQ(qgemm_packed_fast(CpuIsa::kAvx2, kT), cpu_isa_missing(CpuIsa::kAvx2).empty());
   EXPECT_EQ(qgemm_packed_fast(CpuIsa::kAvx512, kT), cpu_isa_missing(CpuIsa::kAvx512).empty());
 }
 
 // Scalar packed == scalar GGUF bit for bit; each SIMD path near the scalar
 // one, independent of output range and batch.
-TEST(QgemmPacked, EveryPathMatchesTheGgufKernel) {
+TEST_P(QgemmPacked, EveryPathMatchesTheGgufKernel) {
+  const DType kT = GetParam();
   constexpr int64_t kOut = 48;
   for (bool raw : {false, true}) {
     for (int64_t n_in : {256, 768, 7168}) {
       const std::vector<uint8_t> w = make_w(kT, n_in, kOut, 1000 + n_in, raw);
-      const std::vector<uint8_t> p = packed_of(w, n_in, kOut);
+      const std::vector<uint8_t> p = packed_of(kT, w, n_in, kOut);
       for (int64_t n_rows : {1, 2, 3, 4, 5, 9, 67}) {
         if (n_in > 1024 && n_rows > 9) continue;  // keeps the test fast
         const std::vector<float> x = make_x(n_rows, n_in, 7 + n_rows);
-        const ActPack a = pack_x(x, n_rows, n_in);
+        const ActPack a = pack_x(kT, x, n_rows, n_in);
         const size_t n = size_t(n_rows * kOut);
         std::vector<float> ref(n, NAN);
         qgemm_rows_isa(CpuIsa::kScalar, kT, w.data(), n_in, 0, kOut, a, ref.data(), kOut);
@@ -122,14 +126,14 @@ TEST(QgemmPacked, EveryPathMatchesTheGgufKernel) {
           }
           // The last row prepared alone gives the same bits as in the batch.
           const std::vector<float> xr(x.end() - n_in, x.end());
-          const ActPack a1 = pack_x(xr, 1, n_in);
+          const ActPack a1 = pack_x(kT, xr, 1, n_in);
           std::vector<float> y1(kOut, NAN);
           qgemm_packed_rows_isa(isa, kT, p.data(), n_in, 0, kOut, a1, y1.data(), kOut);
           ASSERT_EQ(std::memcmp(y1.data(), y.data() + (n_rows - 1) * kOut, kOut * 4), 0) << "row alone differs";
         }
         if (detect_cpu_features().avx512) {
           std::vector<float> y(n, NAN);
-          run_packed_table(qgemm_detail::avx512_kernels(false, false), p, n_in, kOut, a, y);
+          run_packed_table(kT, qgemm_detail::avx512_kernels(false, false), p, n_in, kOut, a, y);
           for (size_t i = 0; i < n; ++i) {
             ASSERT_NEAR(y[i], ref[i], 1e-5 * scale[i] + 1e-30) << "plain AVX-512, n_in " << n_in << " rows " << n_rows;
           }
@@ -139,12 +143,13 @@ TEST(QgemmPacked, EveryPathMatchesTheGgufKernel) {
   }
 }
 
-TEST(QgemmPacked, FusedSwigluEqualsSeparateProducts) {
+TEST_P(QgemmPacked, FusedSwigluEqualsSeparateProducts) {
+  const DType kT = GetParam();
   constexpr int64_t kIn = 512, kOut = 64, kRows = 6;
   const std::vector<uint8_t> g = make_w(kT, kIn, kOut, 5, false), u = make_w(kT, kIn, kOut, 6, false);
-  const std::vector<uint8_t> gp = packed_of(g, kIn, kOut), up = packed_of(u, kIn, kOut);
+  const std::vector<uint8_t> gp = packed_of(kT, g, kIn, kOut), up = packed_of(kT, u, kIn, kOut);
   const std::vector<float> x = make_x(kRows, kIn, 3);
-  const ActPack a = pack_x(x, kRows, kIn);
+  const ActPack a = pack_x(kT, x, kRows, kIn);
   for (CpuIsa isa : runnable_isas()) {
     SCOPED_TRACE(std::string(cpu_isa_name(isa)));
     std::vector<float> yg(kRows * kOut), yu(kRows * kOut), h(kRows * kOut, NAN);
@@ -161,6 +166,9 @@ TEST(QgemmPacked, FusedSwigluEqualsSeparateProducts) {
     }
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Types, QgemmPacked, ::testing::Values(DType::kQ4_K, DType::kQ6_K),
+                         [](const ::testing::TestParamInfo<DType>& i) { return std::string(dtype_name(i.param)); });
 
 }  // namespace
 }  // namespace strata
