@@ -133,7 +133,8 @@ def test_kernel_paths(model):
 
 def test_compute_option_errors(model):
     cases = [(["--cpu-isa", "sse9"], "--cpu-isa: "), (["--threads", 4096], "threads (one per physical core), got 4096"),
-             (["--prefill-gemm", "mkl"], "--prefill-gemm: unknown prefill GEMM policy 'mkl' (expected auto, native or onednn)")]
+             (["--prefill-gemm", "mkl"], "--prefill-gemm: unknown prefill GEMM policy 'mkl' (expected auto, native or onednn)"),
+             (["--repack", "maybe"], "--repack: unknown value 'maybe' (expected auto, on or off)")]
     for args, want in cases:
         p = run("bench", "-m", model, "-p", 0, "-n", 1, "-r", 1, *args, "--probe-mib", 16, "--probe-runs", 1,
                 check=False)
@@ -148,6 +149,37 @@ def test_compute_option_errors(model):
     p = subprocess.run([STRATA, "run", "-m", str(model), "--tokens", "1 2", "-n", "1"], capture_output=True,
                        text=True, timeout=300, env=env)
     assert p.returncode == 1 and "STRATA_PREFILL_GEMM: unknown prefill GEMM policy 'blas'" in p.stderr, p.stderr
+
+
+def cpu_has_avx2():
+    with open("/proc/cpuinfo") as f:
+        flags = next((l.split(":", 1)[1].split() for l in f if l.startswith("flags")), [])
+    return {"avx2", "fma", "f16c"} <= set(flags)
+
+
+def test_repack(tmp_path):
+    # Q4_K experts and matrices are repacked where the CPU path has a packed
+    # kernel (AVX2 and up), never on the scalar path or with --repack off;
+    # the summary says what was done and the placement reports its bytes.
+    path = tmp_path / "tiny-qwen3moe-q4k.gguf"
+    run("mkmodel", "--preset", "tiny-qwen3moe", "--type", "q4_k", "-q", "-o", path)
+    common = ["-p", 16, "-n", 2, "-r", 1, "--probe-mib", 16, "--probe-runs", 1]
+    off = run("bench", "-m", path, *common, "--repack", "off")
+    assert "repacked" not in off.stdout and "placed" not in off.stderr, off.stdout + off.stderr
+    scalar = run("bench", "-m", path, *common, "--repack", "on", "--cpu-isa", "scalar")
+    assert "repacked" not in scalar.stdout, scalar.stdout
+    if not cpu_has_avx2():
+        pytest.skip("no AVX2: no packed kernel on this CPU")
+    on = run("bench", "-m", path, *common, "--repack", "on")
+    assert re.search(r"experts repacked \(\d+ tensors, 16-row groups\), \d+ matrices repacked", on.stdout), on.stdout
+    assert re.search(r"strata: placed [\d.]+ \w+ of experts", on.stderr), on.stderr
+    # auto repacks too (a tiny model fits in memory); the environment sets it.
+    env = dict(os.environ, STRATA_REPACK="off")
+    p = subprocess.run([STRATA, "bench", "-m", str(path), *map(str, common)], capture_output=True, text=True,
+                       timeout=300, env=env)
+    assert p.returncode == 0 and "repacked" not in p.stdout, p.stdout + p.stderr
+    auto = run("bench", "-m", path, *common)
+    assert "experts repacked" in auto.stdout, auto.stdout
 
 
 def test_prefill_gemm_choices(model):
