@@ -283,8 +283,9 @@ Status CpuExpertExecutor::place_layers(std::span<const ExpertLayer> layers) {
     const uint64_t now = done.fetch_add(pb.total()) + pb.total();
     if (o_.progress) {
       std::lock_guard<std::mutex> lock(report);
-      // About every 1 %, and at the end.
-      if (now == total || now - reported >= total / 100) {
+      // About every 1 %, and at the end; a thread that took the lock after a
+      // later count was reported says nothing (the count never goes back).
+      if (now > reported && (now == total || now - reported >= total / 100)) {
         reported = now;
         o_.progress(now, total);
       }
