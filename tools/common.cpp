@@ -99,13 +99,13 @@ Result<ModelOptions> model_options(const ComputeArgs& a) {
   }
   if (isatty(fileno(stderr))) {
     o.placement_progress = [](uint64_t done, uint64_t total) {
-      std::fprintf(stderr, "\rstrata: placing experts (NUMA copies, repacking): %3d%% (%s of %s)%s",
+      std::fprintf(stderr, "\rstrata: placing weights (NUMA copies, repacking): %3d%% (%s of %s)%s",
                    total ? int(100 * done / total) : 100, format_bytes(done).c_str(), format_bytes(total).c_str(),
                    done == total ? "\n" : "");
     };
   } else {
     o.placement_progress = [](uint64_t done, uint64_t total) {
-      if (done == total) std::fprintf(stderr, "strata: placed %s of experts\n", format_bytes(total).c_str());
+      if (done == total) std::fprintf(stderr, "strata: placed %s of weights\n", format_bytes(total).c_str());
     };
   }
   return o;

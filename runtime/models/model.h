@@ -41,10 +41,13 @@ struct ModelOptions {
   // oracle's numerics; kFast: qgemm where the type has a kernel.
   CpuKernels kernels = CpuKernels::kFast;
   // Copy routed experts into memory bound to their NUMA node (machines with
-  // more than one node), reporting progress (bytes done of total).
+  // more than one node).
   bool numa = true;
-  // Repack routed experts for the SIMD width (offload/expert_executor.h).
+  // Repack routed experts and dense matrices for the SIMD width where the
+  // CPU path has a packed kernel (offload/expert_executor.h, qgemm_packed.h).
   ExpertRepack repack = ExpertRepack::kAuto;
+  // Progress of both (bytes done of total), once per phase: experts, then
+  // dense matrices; called from pool threads one at a time.
   std::function<void(uint64_t done, uint64_t total)> placement_progress;
 };
 
@@ -141,7 +144,7 @@ class Model {
   Status bind();  // in model_loader.cpp
   // Repacks the dense matrices the fast kernels have a packed kernel for
   // (attention, dense and shared FFN, output head); in model_loader.cpp.
-  Status repack_matrices(ExpertRepack mode);
+  Status repack_matrices(ExpertRepack mode, const std::function<void(uint64_t, uint64_t)>& progress);
   Status check_batch(const Batch& batch, const KvCache& cache) const;
 
   gguf::GgufModel file_;

@@ -4,6 +4,8 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <atomic>
+#include <mutex>
 
 #include "cpu_kernels/cpu_isa.h"
 #include "cpu_kernels/matmul_ref.h"
@@ -161,7 +163,7 @@ Result<std::unique_ptr<Model>> Model::load(gguf::GgufModel file, const ModelOpti
     m->experts_ = make_cpu_expert_executor(std::move(eo));
   }
   STRATA_RETURN_IF_ERROR(m->bind());
-  STRATA_RETURN_IF_ERROR(m->repack_matrices(options.repack));
+  STRATA_RETURN_IF_ERROR(m->repack_matrices(options.repack, options.placement_progress));
   return m;
 }
 
@@ -170,7 +172,7 @@ std::string Model::placement_summary() const {
   return e.empty() || packed_summary_.empty() ? e + packed_summary_ : e + ", " + packed_summary_;
 }
 
-Status Model::repack_matrices(ExpertRepack mode) {
+Status Model::repack_matrices(ExpertRepack mode, const std::function<void(uint64_t, uint64_t)>& progress) {
   if (mode == ExpertRepack::kOff || ctx_->kernels != CpuKernels::kFast) return Status::ok();
   std::vector<Matrix*> ms;
   auto consider = [&](Matrix& m) {
@@ -194,9 +196,10 @@ Status Model::repack_matrices(ExpertRepack mode) {
   }
   if (ms.empty()) return Status::ok();
   std::vector<uint64_t> offset;
-  uint64_t total = 0;
+  uint64_t total = 0, packed_bytes = 0;  // with and without alignment
   for (const Matrix* m : ms) {
     offset.push_back(total);
+    packed_bytes += qgemm_packed_bytes(m->type, m->n_in, m->n_out);
     total += (qgemm_packed_bytes(m->type, m->n_in, m->n_out) + 63) / 64 * 64;
   }
   if (mode == ExpertRepack::kAuto && !fits_in_available_memory(total)) {
@@ -216,11 +219,23 @@ Status Model::repack_matrices(ExpertRepack mode) {
   for (size_t i = 0; i < ms.size(); ++i) {
     for (int64_t o = 0; o < ms[i]->n_out; o += kUnit) units.push_back({i, o});
   }
+  std::atomic<uint64_t> done{0};
+  std::mutex report;
+  uint64_t reported = 0;
   ctx_->pool->parallel_for(int64_t(units.size()), 1, [&](int64_t b, int64_t e, int) {
     for (int64_t u = b; u < e; ++u) {
       const Matrix& m = *ms[units[size_t(u)].first];
-      const int64_t o = units[size_t(u)].second;
-      qgemm_pack(m.type, m.data, m.n_in, o, std::min(m.n_out, o + kUnit), packed_.get() + offset[units[size_t(u)].first]);
+      const int64_t o = units[size_t(u)].second, o_end = std::min(m.n_out, o + kUnit);
+      qgemm_pack(m.type, m.data, m.n_in, o, o_end, packed_.get() + offset[units[size_t(u)].first]);
+      const uint64_t bytes = qgemm_packed_bytes(m.type, m.n_in, o_end - o);
+      const uint64_t now = done.fetch_add(bytes) + bytes;
+      if (!progress) continue;
+      std::lock_guard<std::mutex> lock(report);
+      // About every 1 %, and once at the end (counts never go back).
+      if (now > reported && (now - reported >= total / 100 || now >= packed_bytes)) {
+        reported = now;
+        progress(now, packed_bytes);
+      }
     }
   });
   for (size_t i = 0; i < ms.size(); ++i) ms[i]->packed = packed_.get() + offset[i];
