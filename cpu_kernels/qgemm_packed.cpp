@@ -50,11 +50,17 @@ void pack_block(const BlockQ4_K& b, int r, uint8_t* p) {
     p[PackedQ4K::kSc + 16 * j + r] = sc[j];
     p[PackedQ4K::kMin + 32 * (j / 2) + 2 * r + (j % 2)] = m[j];
   }
-  for (int j = 0; j < 8; ++j) {
-    for (int l = 0; l < 32; ++l) {
-      const int q = (b.qs[32 * (j / 2) + l] >> (4 * (j % 2))) & 0xF;
-      uint8_t& dst = p[PackedQ4K::kQs + 256 * j + 64 * (l / 8) + 4 * r + (l % 4)];
-      dst = (l % 8 < 4) ? uint8_t((dst & 0xF0) | q) : uint8_t((dst & 0x0F) | (q << 4));
+  // Eight source bytes hold quants 8c..8c+7 of sub-blocks 2i (low nibbles)
+  // and 2i + 1 (high): four destination bytes each, quant 8c + t in the low
+  // nibble of byte t and 8c + 4 + t in its high nibble (a word at a time).
+  for (int i = 0; i < 4; ++i) {
+    for (int c = 0; c < 4; ++c) {
+      uint64_t v;
+      std::memcpy(&v, b.qs + 32 * i + 8 * c, 8);
+      const uint64_t even = v & 0x0F0F0F0F0F0F0F0Full, odd = (v >> 4) & 0x0F0F0F0F0F0F0F0Full;
+      const uint32_t e = uint32_t(even) | (uint32_t(even >> 32) << 4), o = uint32_t(odd) | (uint32_t(odd >> 32) << 4);
+      std::memcpy(p + PackedQ4K::kQs + 256 * (2 * i) + 64 * c + 4 * r, &e, 4);
+      std::memcpy(p + PackedQ4K::kQs + 256 * (2 * i + 1) + 64 * c + 4 * r, &o, 4);
     }
   }
 }
@@ -82,11 +88,27 @@ void unpack_block(const uint8_t* p, int r, BlockQ6_K& b) {
 void pack_block(const BlockQ6_K& b, int r, uint8_t* p) {
   std::memcpy(p + PackedQ6K::kD + 2 * r, &b.d, 2);
   for (int s = 0; s < 16; ++s) p[PackedQ6K::kSc + 32 * (s / 2) + 2 * r + (s % 2)] = uint8_t(b.scales[s]);
-  for (int e = 0; e < kQK_K; ++e) {
-    const int q = qgemm_detail::q6k_quant(b, e);
-    const int j = e / 32, l = e % 32, c = l / 8, t = l % 4, upper = (l % 8) / 4;
-    p[PackedQ6K::kQl + 256 * j + 64 * c + 4 * r + t] |= uint8_t((q & 0xF) << (4 * upper));
-    p[PackedQ6K::kQh + 128 * j + 64 * (c / 2) + 4 * r + t] |= uint8_t((q >> 4) << (4 * (c % 2) + 2 * upper));
+  // The 256 quants in order (GGUF splits each into ql and qh, see q6k_quant).
+  uint8_t q[kQK_K];
+  for (int half = 0; half < 2; ++half) {
+    for (int l = 0; l < 32; ++l) {
+      const uint8_t a = b.ql[64 * half + l], c = b.ql[64 * half + l + 32], h = b.qh[32 * half + l];
+      uint8_t* o = q + 128 * half + l;
+      o[0] = uint8_t((a & 0xF) | ((h & 3) << 4));
+      o[32] = uint8_t((c & 0xF) | (((h >> 2) & 3) << 4));
+      o[64] = uint8_t((a >> 4) | (((h >> 4) & 3) << 4));
+      o[96] = uint8_t((c >> 4) | (((h >> 6) & 3) << 4));
+    }
+  }
+  for (int j = 0; j < 8; ++j) {
+    const uint8_t* qj = q + 32 * j;
+    for (int c = 0; c < 4; ++c) {
+      for (int t = 0; t < 4; ++t) {
+        const int lo = qj[8 * c + t], hi = qj[8 * c + 4 + t];
+        p[PackedQ6K::kQl + 256 * j + 64 * c + 4 * r + t] = uint8_t((lo & 0xF) | ((hi & 0xF) << 4));
+        p[PackedQ6K::kQh + 128 * j + 64 * (c / 2) + 4 * r + t] |= uint8_t(((lo >> 4) | ((hi >> 4) << 2)) << (4 * (c % 2)));
+      }
+    }
   }
 }
 
