@@ -176,8 +176,9 @@ void act_pack_rows(ActPack& p, const float* x, int64_t x_stride, int64_t r_begin
               bsums[b0 * (blk / 16) + g] = static_cast<int16_t>(s);
             }
           }
+          // Every order moves whole runs of 16 (sub-block halves or more).
           int8_t* qg = q + static_cast<int64_t>(b0) * blk;
-          for (int pos = 0; pos < len; ++pos) qg[pos] = natural[natural_index(p.order_, pos, len)];
+          for (int pos = 0; pos < len; pos += 16) std::memcpy(qg + pos, natural + natural_index(p.order_, pos, len), 16);
         }
         break;
       }
