@@ -179,73 +179,74 @@ void gemm(const GemmArgs& a) {
   }
 }
 
-// Q4_K in the packed layout (qgemm_packed.h): the arithmetic of dot_q4_k,
-// operation for operation, so the two agree bit for bit.
-void gemm_packed_q4_k(const GemmArgs& a) {
+// Packed kernels (qgemm_packed.h): lane `lane` of each 16-row group against
+// row r, with the arithmetic of the GGUF kernel of the type, operation for
+// operation, so the two agree bit for bit.
+using PackedDotFn = float (*)(const uint8_t* grp, int lane, const ActPack& x, int64_t r, int64_t nb);
+
+template <PackedDotFn Dot>
+void gemm_packed(const GemmArgs& a) {
   const int64_t nb = a.n_in / kQK_K;
   for (int64_t o = a.o_begin; o < a.o_end; ++o) {
     const uint8_t* grp = a.w + static_cast<size_t>(o / kPackRows) * a.row_bytes;
-    const int lane = static_cast<int>(o % kPackRows);
     for (int64_t r = a.r_begin; r < a.r_end; ++r) {
-      const int8_t* xq = a.x->q(r);
-      const float* xd = a.x->d(r);
-      const int16_t* xs = a.x->bsums(r);
-      float sumf = 0.0f, summ = 0.0f;
-      for (int64_t b = 0; b < nb; ++b, xq += kQK_K, xs += 16) {
-        const uint8_t* p = grp + b * PackedQ4K::kBytes;
-        int32_t isum = 0, msum = 0;
-        for (int j = 0; j < 8; ++j) {
-          const int8_t* act = xq + 32 * kQ4KPairPos[j];
-          int32_t s = 0;
-          for (int l = 0; l < 32; ++l) {
-            const uint8_t byte = p[PackedQ4K::kQs + 256 * j + 64 * (l / 8) + 4 * lane + (l % 4)];
-            s += ((l % 8 < 4) ? (byte & 0xF) : (byte >> 4)) * act[l];
-          }
-          isum += p[PackedQ4K::kSc + 16 * j + lane] * s;
-          msum += p[PackedQ4K::kMin + 32 * (j / 2) + 2 * lane + (j % 2)] * (xs[2 * j] + xs[2 * j + 1]);
-        }
-        const float d = f16_to_f32(load_u16(p + PackedQ4K::kD + 2 * lane));
-        const float dmin = f16_to_f32(load_u16(p + PackedQ4K::kDmin + 2 * lane));
-        sumf += (d * xd[b]) * static_cast<float>(isum);
-        summ += (dmin * xd[b]) * static_cast<float>(msum);
-      }
-      a.y[(r - a.r_begin) * a.y_stride + (o - a.o_begin)] = sumf - summ;
+      a.y[(r - a.r_begin) * a.y_stride + (o - a.o_begin)] = Dot(grp, static_cast<int>(o % kPackRows), *a.x, r, nb);
     }
   }
 }
 
-// Q6_K in the packed layout, with dot_q6_k's arithmetic (bit for bit equal).
-void gemm_packed_q6_k(const GemmArgs& a) {
-  const int64_t nb = a.n_in / kQK_K;
-  for (int64_t o = a.o_begin; o < a.o_end; ++o) {
-    const uint8_t* grp = a.w + static_cast<size_t>(o / kPackRows) * a.row_bytes;
-    const int lane = static_cast<int>(o % kPackRows);
-    for (int64_t r = a.r_begin; r < a.r_end; ++r) {
-      const int8_t* xq = a.x->q(r);
-      const float* xd = a.x->d(r);
-      const int16_t* xs = a.x->bsums(r);
-      float sumf = 0.0f;
-      for (int64_t b = 0; b < nb; ++b, xq += kQK_K, xs += 16) {
-        const uint8_t* p = grp + b * PackedQ6K::kBytes;
-        int32_t isum = 0;
-        for (int is = 0; is < 16; ++is) {  // sub-blocks of 16
-          const int j = is / 2;
-          int32_t s = 0;
-          for (int l = 16 * (is % 2); l < 16 * (is % 2) + 16; ++l) {
-            const int c = l / 8, t = l % 4, upper = (l % 8) / 4;
-            const uint8_t lo = p[PackedQ6K::kQl + 256 * j + 64 * c + 4 * lane + t];
-            const uint8_t hb = p[PackedQ6K::kQh + 128 * j + 64 * (c / 2) + 4 * lane + t];
-            const int q = ((lo >> (4 * upper)) & 0xF) | (((hb >> (4 * (c % 2) + 2 * upper)) & 3) << 4);
-            s += q * xq[32 * j + l];
-          }
-          const int sc = static_cast<int8_t>(p[PackedQ6K::kSc + 32 * j + 2 * lane + (is % 2)]);
-          isum += sc * (s - 32 * xs[is]);
-        }
-        sumf += (f16_to_f32(load_u16(p + PackedQ6K::kD + 2 * lane)) * xd[b]) * static_cast<float>(isum);
+// As dot_q4_k.
+float packed_dot_q4_k(const uint8_t* grp, int lane, const ActPack& x, int64_t r, int64_t nb) {
+  const int8_t* xq = x.q(r);
+  const float* xd = x.d(r);
+  const int16_t* xs = x.bsums(r);
+  float sumf = 0.0f, summ = 0.0f;
+  for (int64_t b = 0; b < nb; ++b, xq += kQK_K, xs += 16) {
+    const uint8_t* p = grp + b * PackedQ4K::kBytes;
+    int32_t isum = 0, msum = 0;
+    for (int j = 0; j < 8; ++j) {
+      const int8_t* act = xq + 32 * kQ4KPairPos[j];
+      int32_t s = 0;
+      for (int l = 0; l < 32; ++l) {
+        const uint8_t byte = p[PackedQ4K::kQs + 256 * j + 64 * (l / 8) + 4 * lane + (l % 4)];
+        s += ((l % 8 < 4) ? (byte & 0xF) : (byte >> 4)) * act[l];
       }
-      a.y[(r - a.r_begin) * a.y_stride + (o - a.o_begin)] = sumf;
+      isum += p[PackedQ4K::kSc + 16 * j + lane] * s;
+      msum += p[PackedQ4K::kMin + 32 * (j / 2) + 2 * lane + (j % 2)] * (xs[2 * j] + xs[2 * j + 1]);
     }
+    const float d = f16_to_f32(load_u16(p + PackedQ4K::kD + 2 * lane));
+    const float dmin = f16_to_f32(load_u16(p + PackedQ4K::kDmin + 2 * lane));
+    sumf += (d * xd[b]) * static_cast<float>(isum);
+    summ += (dmin * xd[b]) * static_cast<float>(msum);
   }
+  return sumf - summ;
+}
+
+// As dot_q6_k.
+float packed_dot_q6_k(const uint8_t* grp, int lane, const ActPack& x, int64_t r, int64_t nb) {
+  const int8_t* xq = x.q(r);
+  const float* xd = x.d(r);
+  const int16_t* xs = x.bsums(r);
+  float sumf = 0.0f;
+  for (int64_t b = 0; b < nb; ++b, xq += kQK_K, xs += 16) {
+    const uint8_t* p = grp + b * PackedQ6K::kBytes;
+    int32_t isum = 0;
+    for (int is = 0; is < 16; ++is) {  // sub-blocks of 16
+      const int j = is / 2;
+      int32_t s = 0;
+      for (int l = 16 * (is % 2); l < 16 * (is % 2) + 16; ++l) {
+        const int c = l / 8, t = l % 4, upper = (l % 8) / 4;
+        const uint8_t lo = p[PackedQ6K::kQl + 256 * j + 64 * c + 4 * lane + t];
+        const uint8_t hb = p[PackedQ6K::kQh + 128 * j + 64 * (c / 2) + 4 * lane + t];
+        const int q = ((lo >> (4 * upper)) & 0xF) | (((hb >> (4 * (c % 2) + 2 * upper)) & 3) << 4);
+        s += q * xq[32 * j + l];
+      }
+      const int sc = static_cast<int8_t>(p[PackedQ6K::kSc + 32 * j + 2 * lane + (is % 2)]);
+      isum += sc * (s - 32 * xs[is]);
+    }
+    sumf += (f16_to_f32(load_u16(p + PackedQ6K::kD + 2 * lane)) * xd[b]) * static_cast<float>(isum);
+  }
+  return sumf;
 }
 
 KernelTable make_table() {
@@ -259,8 +260,8 @@ KernelTable make_table() {
   t.fn[static_cast<int>(DType::kF32)] = gemm<dot_f32w, 1>;
   t.fn[static_cast<int>(DType::kF16)] = gemm<dot_f16w, 1>;
   t.fn[static_cast<int>(DType::kBF16)] = gemm<dot_bf16w, 1>;
-  t.packed[static_cast<int>(DType::kQ4_K)] = gemm_packed_q4_k;
-  t.packed[static_cast<int>(DType::kQ6_K)] = gemm_packed_q6_k;
+  t.packed[static_cast<int>(DType::kQ4_K)] = gemm_packed<packed_dot_q4_k>;
+  t.packed[static_cast<int>(DType::kQ6_K)] = gemm_packed<packed_dot_q6_k>;
   return t;
 }
 

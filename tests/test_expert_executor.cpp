@@ -143,6 +143,17 @@ std::unique_ptr<ExpertExecutor> executor(CpuKernels k, int threads, ExpertRepack
   return make_cpu_expert_executor(std::move(o));
 }
 
+// Row `row` of r as a batch of its own (n_embd inputs per row).
+Routing row_alone(const Routing& r, int64_t row, int64_t n_embd) {
+  Routing a;
+  a.n_rows = 1;
+  a.n_used = r.n_used;
+  a.x.assign(r.x.begin() + row * n_embd, r.x.begin() + (row + 1) * n_embd);
+  a.ids.assign(r.ids.begin() + row * r.n_used, r.ids.begin() + (row + 1) * r.n_used);
+  a.w.assign(r.w.begin() + row * r.n_used, r.w.begin() + (row + 1) * r.n_used);
+  return a;
+}
+
 // Largest |a - b| relative to the largest |b|.
 double rel_err(const std::vector<float>& a, const std::vector<float>& b) {
   double d = 0, s = 0;
@@ -209,13 +220,7 @@ TEST_P(ExecutorTypes, FastModeIsCloseAndBatchInvariant) {
   }
   // Each row alone equals the same row in the batch, bit for bit.
   for (int64_t row = 0; row < r.n_rows; ++row) {
-    Routing a;
-    a.n_rows = 1;
-    a.n_used = r.n_used;
-    a.x.assign(r.x.begin() + row * 256, r.x.begin() + (row + 1) * 256);
-    a.ids.assign(r.ids.begin() + row * r.n_used, r.ids.begin() + (row + 1) * r.n_used);
-    a.w.assign(r.w.begin() + row * r.n_used, r.w.begin() + (row + 1) * r.n_used);
-    const std::vector<float> alone = run(*one, L.l, a);
+    const std::vector<float> alone = run(*one, L.l, row_alone(r, row, 256));
     EXPECT_EQ(std::memcmp(alone.data(), base.data() + row * 256, 256 * sizeof(float)), 0) << "row " << row;
   }
 }
@@ -325,13 +330,7 @@ TEST(CpuExpertExecutor, RepackedExpertsComputeTheSame) {
     auto one = executor(CpuKernels::kFast, 1, ExpertRepack::kOn);
     ASSERT_TRUE(one->place_layers({&L.l, 1}).is_ok());
     for (int64_t row = 0; row < r.n_rows; ++row) {
-      Routing a;
-      a.n_rows = 1;
-      a.n_used = r.n_used;
-      a.x.assign(r.x.begin() + row * 256, r.x.begin() + (row + 1) * 256);
-      a.ids.assign(r.ids.begin() + row * r.n_used, r.ids.begin() + (row + 1) * r.n_used);
-      a.w.assign(r.w.begin() + row * r.n_used, r.w.begin() + (row + 1) * r.n_used);
-      const std::vector<float> alone = run(*one, L.l, a);
+      const std::vector<float> alone = run(*one, L.l, row_alone(r, row, 256));
       EXPECT_EQ(std::memcmp(alone.data(), base.data() + row * 256, 256 * sizeof(float)), 0) << "row " << row;
     }
   }
