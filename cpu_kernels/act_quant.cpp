@@ -114,7 +114,7 @@ void act_pack_prepare(ActPack& p, DType w_type, int64_t n_in, int64_t n_rows) {
       const size_t nb = n / static_cast<size_t>(act_block(f));
       d_off = round_up(n);
       bsums_off = d_off + round_up(nb * sizeof(float));
-      stride = bsums_off + (f == ActFormat::kQ8K ? round_up(n / 16 * sizeof(int16_t)) : 0);
+      stride = bsums_off + round_up((f == ActFormat::kQ8K ? n / 16 : nb) * sizeof(int16_t));
       break;
     }
     case ActFormat::kF32: stride = round_up(n * sizeof(float)); break;
@@ -169,12 +169,12 @@ void act_pack_rows(ActPack& p, const float* x, int64_t x_stride, int64_t r_begin
           int8_t natural[kQK_K];
           for (int k = 0; k < nblk; ++k) quantize_block(xr + (b0 + k) * blk, blk, natural + k * blk, &d[b0 + k]);
           const int len = nblk * blk;
-          if (p.format_ == ActFormat::kQ8K) {
-            for (int g = 0; g < len / 16; ++g) {
-              int s = 0;
-              for (int i = 0; i < 16; ++i) s += natural[g * 16 + i];
-              bsums[b0 * (blk / 16) + g] = static_cast<int16_t>(s);
-            }
+          // Sums of 16 (kQ8K) or of each block of 32 (kQ8_32), natural order.
+          const int sum_len = p.format_ == ActFormat::kQ8K ? 16 : 32;
+          for (int g = 0; g < len / sum_len; ++g) {
+            int s = 0;
+            for (int i = 0; i < sum_len; ++i) s += natural[g * sum_len + i];
+            bsums[b0 * (blk / sum_len) + g] = static_cast<int16_t>(s);
           }
           // Every order moves whole runs of 16 (sub-block halves or more).
           int8_t* qg = q + static_cast<int64_t>(b0) * blk;

@@ -26,7 +26,7 @@ bool qgemm_supports(DType w);
 enum class ActFormat : uint8_t {
   kNone,     // type not supported
   kQ8K,      // per 256: float d, int8 q[256] (q = round(x / d), |q| <= 127), int16 sums of 16
-  kQ8_32,    // per 32: float d, int8 q[32]
+  kQ8_32,    // per 32: float d, int8 q[32], int16 sum of the 32 q
   kF32,      // floats as given (f32 and f16 weights)
   kBF16,     // bf16, rounded to nearest even (bf16 weights; products are exact in f32)
 };
@@ -68,7 +68,8 @@ class ActPack {
   // so SIMD loads may run to the next 64-byte boundary).
   //   q:     n_in int8 in act_order(), for kQ8K / kQ8_32
   //   d:     n_in / block floats (block 256 or 32)
-  //   bsums: n_in / 16 int16, sums of 16 consecutive q in natural order (kQ8K)
+  //   bsums: n_in / 16 int16, sums of 16 consecutive q in natural order (kQ8K);
+  //          n_in / 32, sums of each block (kQ8_32)
   //   f32:   n_in floats (kF32);  bf16: n_in uint16 (kBF16)
   const int8_t* q(int64_t r) const { return reinterpret_cast<const int8_t*>(row(r)); }
   const float* d(int64_t r) const { return reinterpret_cast<const float*>(row(r) + d_off_); }

@@ -75,6 +75,9 @@ struct PackedQ4K {
 struct PackedQ6K {
   static constexpr size_t kD = 0, kSc = 32, kQl = 288, kQh = 2336, kBytes = 3360;
 };
+struct PackedQ8_0 {
+  static constexpr size_t kD = 0, kQs = 256, kBytes = 4352;
+};
 
 // Q6_K: the 6-bit quant e (0..255) of a GGUF block, unsigned (0..63).
 inline int q6k_quant(const BlockQ6_K& b, int e) {

@@ -13,8 +13,45 @@ namespace {
 
 using qgemm_detail::PackedQ4K;
 using qgemm_detail::PackedQ6K;
+using qgemm_detail::PackedQ8_0;
 
-size_t block_bytes(DType w) { return w == DType::kQ4_K ? PackedQ4K::kBytes : PackedQ6K::kBytes; }
+bool packed_type(DType w) { return w == DType::kQ4_K || w == DType::kQ6_K || w == DType::kQ8_0; }
+
+size_t block_bytes(DType w) {
+  return w == DType::kQ4_K ? PackedQ4K::kBytes : w == DType::kQ6_K ? PackedQ6K::kBytes : PackedQ8_0::kBytes;
+}
+
+// Q8_0: the eight 32-element blocks of one 256-element packed block.
+struct Q8_0x8 {
+  BlockQ8_0 b[8];
+};
+static_assert(sizeof(Q8_0x8) == 8 * sizeof(BlockQ8_0));
+
+// Quant 4c + t of block j, row r, at qs[j][c][r][t], stored + 128 (as
+// unsigned, what vpdpbusd multiplies); the scales at d[j][r].
+void pack_block(const Q8_0x8& b, int r, uint8_t* p) {
+  for (int j = 0; j < 8; ++j) {
+    std::memcpy(p + PackedQ8_0::kD + 32 * j + 2 * r, &b.b[j].d, 2);
+    for (int c = 0; c < 8; ++c) {
+      uint32_t v;
+      std::memcpy(&v, b.b[j].qs + 4 * c, 4);
+      v ^= 0x80808080u;
+      std::memcpy(p + PackedQ8_0::kQs + 512 * j + 64 * c + 4 * r, &v, 4);
+    }
+  }
+}
+
+void unpack_block(const uint8_t* p, int r, Q8_0x8& b) {
+  for (int j = 0; j < 8; ++j) {
+    std::memcpy(&b.b[j].d, p + PackedQ8_0::kD + 32 * j + 2 * r, 2);
+    for (int c = 0; c < 8; ++c) {
+      uint32_t v;
+      std::memcpy(&v, p + PackedQ8_0::kQs + 512 * j + 64 * c + 4 * r, 4);
+      v ^= 0x80808080u;
+      std::memcpy(b.b[j].qs + 4 * c, &v, 4);
+    }
+  }
+}
 
 // The GGUF block of row r (0..15) of packed block `p`, rebuilt: the 6-bit
 // scales and mins go back to their 12-byte packing.
@@ -144,14 +181,14 @@ void unpack_rows(const uint8_t* src, int64_t nb, int64_t o_begin, int64_t o_end,
 }
 
 void check_range(DType w, int64_t n_in, int64_t o_begin, int64_t o_end) {
-  STRATA_CHECK((w == DType::kQ4_K || w == DType::kQ6_K) && n_in % kQK_K == 0);
+  STRATA_CHECK(packed_type(w) && n_in % kQK_K == 0);
   STRATA_CHECK(0 <= o_begin && o_begin <= o_end && o_begin % kPackRows == 0 && o_end % kPackRows == 0);
 }
 
 }  // namespace
 
 bool qgemm_packable(DType w, int64_t n_in, int64_t n_out) {
-  return (w == DType::kQ4_K || w == DType::kQ6_K) && n_in > 0 && n_in % kQK_K == 0 && n_out > 0 && n_out % kPackRows == 0;
+  return packed_type(w) && n_in > 0 && n_in % kQK_K == 0 && n_out > 0 && n_out % kPackRows == 0;
 }
 
 bool qgemm_packed_fast(CpuIsa isa, DType w) {
@@ -159,7 +196,7 @@ bool qgemm_packed_fast(CpuIsa isa, DType w) {
 }
 
 size_t qgemm_packed_bytes(DType w, int64_t n_in, int64_t n_rows) {
-  STRATA_CHECK((w == DType::kQ4_K || w == DType::kQ6_K) && n_rows % kPackRows == 0);
+  STRATA_CHECK(packed_type(w) && n_rows % kPackRows == 0);
   return size_t(n_rows / kPackRows) * size_t(n_in / kQK_K) * block_bytes(w);
 }
 
@@ -169,8 +206,10 @@ void qgemm_pack(DType w_type, const void* w, int64_t n_in, int64_t o_begin, int6
   auto* out = static_cast<uint8_t*>(dst);
   if (w_type == DType::kQ4_K) {
     pack_rows<BlockQ4_K>(src, n_in / kQK_K, o_begin, o_end, block_bytes(w_type), out);
-  } else {
+  } else if (w_type == DType::kQ6_K) {
     pack_rows<BlockQ6_K>(src, n_in / kQK_K, o_begin, o_end, block_bytes(w_type), out);
+  } else {
+    pack_rows<Q8_0x8>(src, n_in / kQK_K, o_begin, o_end, block_bytes(w_type), out);
   }
 }
 
@@ -180,8 +219,10 @@ void qgemm_unpack(DType w_type, const void* packed, int64_t n_in, int64_t o_begi
   auto* out = static_cast<uint8_t*>(dst);
   if (w_type == DType::kQ4_K) {
     unpack_rows<BlockQ4_K>(src, n_in / kQK_K, o_begin, o_end, block_bytes(w_type), out);
-  } else {
+  } else if (w_type == DType::kQ6_K) {
     unpack_rows<BlockQ6_K>(src, n_in / kQK_K, o_begin, o_end, block_bytes(w_type), out);
+  } else {
+    unpack_rows<Q8_0x8>(src, n_in / kQK_K, o_begin, o_end, block_bytes(w_type), out);
   }
 }
 

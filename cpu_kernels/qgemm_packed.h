@@ -15,6 +15,11 @@
 //     sc[8][16]            6-bit sub-block scale j of row r at sc[j][r]
 //     m[4][16][2]          mins of sub-blocks 2p and 2p+1 of row r at m[p][r]
 //     qs[8][4][16][4]      the quants as above
+//   Q8_0, 4352 bytes per 256 elements (exactly the 128 GGUF blocks; rows
+//   must hold whole 256-element blocks):
+//     d[8][16]             f16 scale of 32-element block j of row r at d[j][r]
+//     qs[8][8][16][4]      quant 4c + t of block j, row r at qs[j][c][r][t],
+//                          stored + 128 (unsigned, as vpdpbusd multiplies)
 //   Q6_K, 3360 bytes per block (exactly the 16 GGUF blocks):
 //     d[16]                f16
 //     sc[8][16][2]         int8 scales of 16-element sub-blocks 2j, 2j+1 of row r
@@ -37,8 +42,8 @@ namespace strata {
 
 inline constexpr int64_t kPackRows = 16;
 
-// True when a [n_out x n_in] matrix of type w can be packed: Q4_K or Q6_K
-// with n_out a multiple of 16 (n_in is a multiple of 256 for any such row).
+// True when a [n_out x n_in] matrix of type w can be packed: Q4_K, Q6_K or
+// Q8_0 with n_out a multiple of 16 and n_in of 256.
 bool qgemm_packable(DType w, int64_t n_in, int64_t n_out);
 
 // True when `isa` has a SIMD kernel for packed weights of type w (the scalar

@@ -249,6 +249,24 @@ float packed_dot_q6_k(const uint8_t* grp, int lane, const ActPack& x, int64_t r,
   return sumf;
 }
 
+// As dot_q8_0 (quants stored + 128).
+float packed_dot_q8_0(const uint8_t* grp, int lane, const ActPack& x, int64_t r, int64_t nb) {
+  const int8_t* xq = x.q(r);
+  const float* xd = x.d(r);
+  float sumf = 0.0f;
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* p = grp + b * PackedQ8_0::kBytes;
+    for (int j = 0; j < 8; ++j, xq += 32) {
+      int32_t s = 0;
+      for (int l = 0; l < 32; ++l) {
+        s += (static_cast<int>(p[PackedQ8_0::kQs + 512 * j + 64 * (l / 4) + 4 * lane + l % 4]) - 128) * xq[l];
+      }
+      sumf += (f16_to_f32(load_u16(p + PackedQ8_0::kD + 32 * j + 2 * lane)) * xd[8 * b + j]) * static_cast<float>(s);
+    }
+  }
+  return sumf;
+}
+
 KernelTable make_table() {
   KernelTable t{"scalar", {}, {}};
   t.fn[static_cast<int>(DType::kQ4_K)] = gemm<dot_q4_k, kQK_K>;
@@ -262,6 +280,7 @@ KernelTable make_table() {
   t.fn[static_cast<int>(DType::kBF16)] = gemm<dot_bf16w, 1>;
   t.packed[static_cast<int>(DType::kQ4_K)] = gemm_packed<packed_dot_q4_k>;
   t.packed[static_cast<int>(DType::kQ6_K)] = gemm_packed<packed_dot_q6_k>;
+  t.packed[static_cast<int>(DType::kQ8_0)] = gemm_packed<packed_dot_q8_0>;
   return t;
 }
 

@@ -68,7 +68,8 @@ TEST_P(QgemmPacked, PackingRoundTripsExactly) {
       const int64_t n_out = 48;
       const std::vector<uint8_t> w = make_w(kT, n_in, n_out, 31 + n_in, raw);
       const std::vector<uint8_t> p = packed_of(kT, w, n_in, n_out);
-      EXPECT_EQ(p.size(), size_t(n_out / 16) * size_t(n_in / 256) * (kT == DType::kQ4_K ? 2368 : 3360));
+      EXPECT_EQ(p.size(), size_t(n_out / 16) * size_t(n_in / 256) *
+                              (kT == DType::kQ4_K ? 2368 : kT == DType::kQ6_K ? 3360 : 4352));
       std::vector<uint8_t> back(row_bytes(kT, n_in) * n_out);
       qgemm_unpack(kT, p.data(), n_in, 0, n_out, back.data());
       ASSERT_EQ(std::memcmp(back.data(), w.data(), back.size()), 0) << "n_in " << n_in << (raw ? " raw" : "");
@@ -85,10 +86,15 @@ TEST_P(QgemmPacked, PackableShapes) {
   EXPECT_TRUE(qgemm_packable(kT, 2048, 768));
   EXPECT_FALSE(qgemm_packable(kT, 2048, 760));  // not a multiple of 16 rows
   EXPECT_FALSE(qgemm_packable(kT, 100, 16));
-  EXPECT_FALSE(qgemm_packable(DType::kQ8_0, 2048, 768));
+  EXPECT_FALSE(qgemm_packable(kT, 2080, 16));  // Q8_0 rows must be whole 256-element blocks too
+  EXPECT_FALSE(qgemm_packable(DType::kQ5_K, 2048, 768));
   EXPECT_FALSE(qgemm_packed_fast(CpuIsa::kScalar, kT));
-  EXPECT_EQ(qgemm_packed_fast(CpuIsa::kAvx2, kT), cpu_isa_missing(CpuIsa::kAvx2).empty());
-  EXPECT_EQ(qgemm_packed_fast(CpuIsa::kAvx512, kT), cpu_isa_missing(CpuIsa::kAvx512).empty());
+  // Q8_0 has a packed kernel with VNNI only (u8 x s8 pair sums of its +128
+  // quants overflow vpmaddubsw's int16).
+  const bool q8 = kT == DType::kQ8_0;
+  EXPECT_EQ(qgemm_packed_fast(CpuIsa::kAvx2, kT), !q8 && cpu_isa_missing(CpuIsa::kAvx2).empty());
+  EXPECT_EQ(qgemm_packed_fast(CpuIsa::kAvx512, kT),
+            cpu_isa_missing(CpuIsa::kAvx512).empty() && (!q8 || detect_cpu_features().avx512_vnni));
 }
 
 // Scalar packed == scalar GGUF bit for bit; each SIMD path near the scalar
@@ -131,7 +137,7 @@ TEST_P(QgemmPacked, EveryPathMatchesTheGgufKernel) {
           qgemm_packed_rows_isa(isa, kT, p.data(), n_in, 0, kOut, a1, y1.data(), kOut);
           ASSERT_EQ(std::memcmp(y1.data(), y.data() + (n_rows - 1) * kOut, kOut * 4), 0) << "row alone differs";
         }
-        if (detect_cpu_features().avx512) {
+        if (detect_cpu_features().avx512 && qgemm_detail::avx512_kernels(false, false).packed[int(kT)]) {
           std::vector<float> y(n, NAN);
           run_packed_table(kT, qgemm_detail::avx512_kernels(false, false), p, n_in, kOut, a, y);
           for (size_t i = 0; i < n; ++i) {
@@ -167,7 +173,7 @@ TEST_P(QgemmPacked, FusedSwigluEqualsSeparateProducts) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Types, QgemmPacked, ::testing::Values(DType::kQ4_K, DType::kQ6_K),
+INSTANTIATE_TEST_SUITE_P(Types, QgemmPacked, ::testing::Values(DType::kQ4_K, DType::kQ6_K, DType::kQ8_0),
                          [](const ::testing::TestParamInfo<DType>& i) { return std::string(dtype_name(i.param)); });
 
 }  // namespace
