@@ -11,12 +11,9 @@
 // Otherwise output values depend only on a row's own activations and experts
 // (qgemm is range- and batch-invariant and the sum order is fixed), so
 // batched decode equals single decode bit for bit.
-#include <sys/mman.h>
-
 #include <algorithm>
 #include <atomic>
 #include <cstring>
-#include <mutex>
 #include <vector>
 
 #include "cpu_kernels/activation.h"
@@ -79,15 +76,6 @@ PlacedBytes placed_bytes(const ExpertLayer& l, bool gu_packed, bool down_packed)
           down_packed ? qgemm_packed_bytes(l.down.type, l.n_ff(), l.n_embd()) : l.down.expert_bytes};
 }
 
-// Anonymous memory for experts not bound to a node (huge pages where the
-// kernel gives them: expert reads stream through many pages).
-void* map_pages(size_t bytes) {
-  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED) return nullptr;
-  (void)madvise(p, bytes, MADV_HUGEPAGE);
-  return p;
-}
-
 // One unit of work: output rows [o_begin, o_end) of expert e.
 struct Item {
   int32_t e;
@@ -98,7 +86,7 @@ class CpuExpertExecutor final : public ExpertExecutor {
  public:
   explicit CpuExpertExecutor(CpuExecutorOptions o) : o_(std::move(o)) {}
   ~CpuExpertExecutor() override {
-    for (const auto& b : blocks_) munmap(b.first, b.second);
+    for (const auto& b : blocks_) unmap_pages(b.first, b.second);  // node-bound ones are mmap'd too
   }
 
   Status check_layer(const ExpertLayer& l) const override {
@@ -262,9 +250,7 @@ Status CpuExpertExecutor::place_layers(std::span<const ExpertLayer> layers) {
       total += pb.total();
     }
   }
-  std::atomic<uint64_t> done{0};
-  std::mutex report;
-  uint64_t reported = 0;
+  ByteProgress progress(o_.progress, total);
   auto place_one = [&](const Copy& c) {
     const ExpertLayer& l = *c.l;
     const LayerPlace& p = places_[size_t(l.layer)];
@@ -280,16 +266,7 @@ Status CpuExpertExecutor::place_layers(std::span<const ExpertLayer> layers) {
     put(l.gate, p.gu_packed, c.dst);
     put(l.up, p.gu_packed, c.dst + pb.gate);
     put(l.down, p.down_packed, c.dst + pb.gate + pb.up);
-    const uint64_t now = done.fetch_add(pb.total()) + pb.total();
-    if (o_.progress) {
-      std::lock_guard<std::mutex> lock(report);
-      // About every 1 %, and at the end; a thread that took the lock after a
-      // later count was reported says nothing (the count never goes back).
-      if (now > reported && (now == total || now - reported >= total / 100)) {
-        reported = now;
-        o_.progress(now, total);
-      }
-    }
+    progress.add(pb.total());
   };
   if (numa) {
     std::vector<int64_t> n_per_node;

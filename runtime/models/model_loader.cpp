@@ -1,11 +1,7 @@
 // Model loading: every tensor of the architecture's table is checked for
 // presence, shape and a type its op can read before anything is bound, so a
 // bad file fails at load time with the tensor's name, never mid-compute.
-#include <sys/mman.h>
-
 #include <algorithm>
-#include <atomic>
-#include <mutex>
 
 #include "cpu_kernels/cpu_isa.h"
 #include "cpu_kernels/matmul_ref.h"
@@ -206,12 +202,11 @@ Status Model::repack_matrices(ExpertRepack mode, const std::function<void(uint64
     packed_summary_ = "matrices not repacked: " + format_bytes(total) + " do not fit in available memory";
     return Status::ok();
   }
-  void* mem = mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (mem == MAP_FAILED) {
+  void* mem = map_pages(total);
+  if (!mem) {
     return out_of_memory("cannot allocate " + format_bytes(total) + " for repacked matrices (--repack off keeps the file's data)");
   }
-  (void)madvise(mem, total, MADV_HUGEPAGE);
-  packed_ = std::shared_ptr<uint8_t>(static_cast<uint8_t*>(mem), [total](uint8_t* p) { munmap(p, total); });
+  packed_ = std::shared_ptr<uint8_t>(static_cast<uint8_t*>(mem), [total](uint8_t* p) { unmap_pages(p, total); });
   // Work in units of 256 rows, so one big matrix (the output head) is
   // spread over every thread.
   constexpr int64_t kUnit = 256;
@@ -219,23 +214,13 @@ Status Model::repack_matrices(ExpertRepack mode, const std::function<void(uint64
   for (size_t i = 0; i < ms.size(); ++i) {
     for (int64_t o = 0; o < ms[i]->n_out; o += kUnit) units.push_back({i, o});
   }
-  std::atomic<uint64_t> done{0};
-  std::mutex report;
-  uint64_t reported = 0;
+  ByteProgress report(progress, packed_bytes);
   ctx_->pool->parallel_for(int64_t(units.size()), 1, [&](int64_t b, int64_t e, int) {
     for (int64_t u = b; u < e; ++u) {
       const Matrix& m = *ms[units[size_t(u)].first];
       const int64_t o = units[size_t(u)].second, o_end = std::min(m.n_out, o + kUnit);
       qgemm_pack(m.type, m.data, m.n_in, o, o_end, packed_.get() + offset[units[size_t(u)].first]);
-      const uint64_t bytes = qgemm_packed_bytes(m.type, m.n_in, o_end - o);
-      const uint64_t now = done.fetch_add(bytes) + bytes;
-      if (!progress) continue;
-      std::lock_guard<std::mutex> lock(report);
-      // About every 1 %, and once at the end (counts never go back).
-      if (now > reported && (now - reported >= total / 100 || now >= packed_bytes)) {
-        reported = now;
-        progress(now, packed_bytes);
-      }
+      report.add(qgemm_packed_bytes(m.type, m.n_in, o_end - o));
     }
   });
   for (size_t i = 0; i < ms.size(); ++i) ms[i]->packed = packed_.get() + offset[i];
