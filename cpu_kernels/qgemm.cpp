@@ -32,7 +32,7 @@ const KernelTable& qgemm_detail::kernel_table(CpuIsa isa) {
 
 namespace {
 
-const KernelTable& table_for(CpuIsa isa) { return qgemm_detail::kernel_table(isa); }
+using qgemm_detail::kernel_table;
 
 // `packed`: w is in the layout of qgemm_packed.h.
 void run(const KernelTable& t, bool packed, DType w_type, const void* w, int64_t n_in, int64_t o_begin,
@@ -80,12 +80,12 @@ void swiglu(const KernelTable& t, bool packed, DType gate_type, const void* gate
 
 }  // namespace
 
-std::string_view qgemm_variant_name(CpuIsa isa) { return table_for(isa).name; }
+std::string_view qgemm_variant_name(CpuIsa isa) { return kernel_table(isa).name; }
 
 void qgemm_rows_isa(CpuIsa isa, DType w_type, const void* w, int64_t n_in, int64_t o_begin, int64_t o_end,
                     const ActPack& x, float* y, int64_t y_stride) {
   STRATA_DCHECK(y_stride >= o_end);
-  run(table_for(isa), false, w_type, w, n_in, o_begin, o_end, x, 0, x.n_rows(), y + o_begin, y_stride);
+  run(kernel_table(isa), false, w_type, w, n_in, o_begin, o_end, x, 0, x.n_rows(), y + o_begin, y_stride);
 }
 
 void qgemm_rows(DType w_type, const void* w, int64_t n_in, int64_t o_begin, int64_t o_end, const ActPack& x,
@@ -96,7 +96,7 @@ void qgemm_rows(DType w_type, const void* w, int64_t n_in, int64_t o_begin, int6
 void qgemm_swiglu_rows_isa(CpuIsa isa, DType gate_type, const void* gate, DType up_type, const void* up,
                            int64_t n_in, int64_t o_begin, int64_t o_end, const ActPack& x_gate,
                            const ActPack& x_up, float* h, int64_t h_stride) {
-  swiglu(table_for(isa), false, gate_type, gate, up_type, up, n_in, o_begin, o_end, x_gate, x_up, h, h_stride);
+  swiglu(kernel_table(isa), false, gate_type, gate, up_type, up, n_in, o_begin, o_end, x_gate, x_up, h, h_stride);
 }
 
 void qgemm_swiglu_rows(DType gate_type, const void* gate, DType up_type, const void* up, int64_t n_in,
@@ -109,7 +109,7 @@ void qgemm_swiglu_rows(DType gate_type, const void* gate, DType up_type, const v
 void qgemm_packed_rows_isa(CpuIsa isa, DType w_type, const void* w, int64_t n_in, int64_t o_begin, int64_t o_end,
                            const ActPack& x, float* y, int64_t y_stride) {
   STRATA_DCHECK(y_stride >= o_end);
-  run(table_for(isa), true, w_type, w, n_in, o_begin, o_end, x, 0, x.n_rows(), y + o_begin, y_stride);
+  run(kernel_table(isa), true, w_type, w, n_in, o_begin, o_end, x, 0, x.n_rows(), y + o_begin, y_stride);
 }
 
 void qgemm_packed_rows(DType w_type, const void* w, int64_t n_in, int64_t o_begin, int64_t o_end, const ActPack& x,
@@ -119,7 +119,7 @@ void qgemm_packed_rows(DType w_type, const void* w, int64_t n_in, int64_t o_begi
 
 void qgemm_packed_swiglu_rows_isa(CpuIsa isa, DType w_type, const void* gate, const void* up, int64_t n_in,
                                   int64_t o_begin, int64_t o_end, const ActPack& x, float* h, int64_t h_stride) {
-  swiglu(table_for(isa), true, w_type, gate, w_type, up, n_in, o_begin, o_end, x, x, h, h_stride);
+  swiglu(kernel_table(isa), true, w_type, gate, w_type, up, n_in, o_begin, o_end, x, x, h, h_stride);
 }
 
 void qgemm_packed_swiglu_rows(DType w_type, const void* gate, const void* up, int64_t n_in, int64_t o_begin,

@@ -79,14 +79,6 @@ struct PackedQ8_0 {
   static constexpr size_t kD = 0, kQs = 256, kBytes = 4352;
 };
 
-// Q6_K: the 6-bit quant e (0..255) of a GGUF block, unsigned (0..63).
-inline int q6k_quant(const BlockQ6_K& b, int e) {
-  const int half = e / 128, k = (e % 128) / 32, l = e % 32;
-  const int lo = (b.ql[64 * half + l + 32 * (k & 1)] >> (4 * (k >> 1))) & 0xF;
-  const int hi = (b.qh[32 * half + l] >> (2 * k)) & 3;
-  return lo | (hi << 4);
-}
-
 const KernelTable& scalar_kernels();
 const KernelTable& avx2_kernels();
 // vnni: use vpdpwssd/vpdpbusd; bf16: use vdpbf16ps for bf16 weights. Each

@@ -1,5 +1,10 @@
-// Packing GGUF Q4_K rows into the interleaved layout of qgemm_packed.h and
-// back. Both directions are plain byte moves (no value is requantized).
+// Packing GGUF Q4_K, Q6_K and Q8_0 rows into the interleaved layouts of
+// qgemm_packed.h and back. Both directions are plain byte moves (no value is
+// requantized).
+
+// In a GGUF Q6_K block, element e = 128 h + 32 k + l (k < 4, l < 32) has its
+// low 4 bits in ql[64 h + l + 32 (k & 1)] (nibble k >> 1) and its high 2 bits
+// in qh[32 h + l] (bits 2k, 2k + 1).
 #include "cpu_kernels/qgemm_packed.h"
 
 #include <cstring>
@@ -115,7 +120,7 @@ void unpack_block(const uint8_t* p, int r, BlockQ6_K& b) {
     const uint8_t lo = p[PackedQ6K::kQl + 256 * j + 64 * c + 4 * r + t];
     const uint8_t hb = p[PackedQ6K::kQh + 128 * j + 64 * (c / 2) + 4 * r + t];
     const int q = ((lo >> (4 * upper)) & 0xF) | (((hb >> (4 * (c % 2) + 2 * upper)) & 3) << 4);
-    // Back to GGUF's order (see q6k_quant).
+    // Back to GGUF's split (see the top of this file).
     const int half = e / 128, k = (e % 128) / 32, m = e % 32;
     b.ql[64 * half + m + 32 * (k & 1)] |= uint8_t((q & 0xF) << (4 * (k >> 1)));
     b.qh[32 * half + m] |= uint8_t((q >> 4) << (2 * k));
@@ -125,7 +130,7 @@ void unpack_block(const uint8_t* p, int r, BlockQ6_K& b) {
 void pack_block(const BlockQ6_K& b, int r, uint8_t* p) {
   std::memcpy(p + PackedQ6K::kD + 2 * r, &b.d, 2);
   for (int s = 0; s < 16; ++s) p[PackedQ6K::kSc + 32 * (s / 2) + 2 * r + (s % 2)] = uint8_t(b.scales[s]);
-  // The 256 quants in order (GGUF splits each into ql and qh, see q6k_quant).
+  // The 256 quants in order (GGUF splits each into ql and qh, see the top of this file).
   uint8_t q[kQK_K];
   for (int half = 0; half < 2; ++half) {
     for (int l = 0; l < 32; ++l) {
@@ -193,6 +198,10 @@ bool qgemm_packable(DType w, int64_t n_in, int64_t n_out) {
 
 bool qgemm_packed_fast(CpuIsa isa, DType w) {
   return isa != CpuIsa::kScalar && qgemm_detail::kernel_table(isa).packed[static_cast<int>(w)] != nullptr;
+}
+
+bool qgemm_repacks(DType w, int64_t n_in, int64_t n_out) {
+  return qgemm_packable(w, n_in, n_out) && qgemm_packed_fast(active_cpu_isa(), w);
 }
 
 size_t qgemm_packed_bytes(DType w, int64_t n_in, int64_t n_rows) {

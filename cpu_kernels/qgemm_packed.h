@@ -50,6 +50,10 @@ bool qgemm_packable(DType w, int64_t n_in, int64_t n_out);
 // kernel exists on every path, but packing only pays where this holds).
 bool qgemm_packed_fast(CpuIsa isa, DType w);
 
+// Whether the runtime repacks such a matrix: packable, and the active CPU
+// path has a SIMD kernel for the packed type.
+bool qgemm_repacks(DType w, int64_t n_in, int64_t n_out);
+
 // Bytes of the packed form of rows [0, n_rows) (n_rows a multiple of 16).
 size_t qgemm_packed_bytes(DType w, int64_t n_in, int64_t n_rows);
 

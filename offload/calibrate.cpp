@@ -578,7 +578,7 @@ Status kernel_probe(HardwareProfile& p, const Topology& topo, DType type, const 
   // CPU path has a packed kernel for the type (qgemm_packed.h), else rows as
   // the file has them. Weights are laid out in units of one or the other;
   // rates count the file's bytes (what the planner's byte counts are in).
-  const bool packed = qgemm_packed_fast(active_cpu_isa(), type) && qgemm_packable(type, kNIn, kPackRows);
+  const bool packed = qgemm_repacks(type, kNIn, kPackRows);
   const int64_t unit_rows = packed ? kPackRows : 1;
   const uint64_t unit_bytes = packed ? qgemm_packed_bytes(type, kNIn, kPackRows) : row_bytes;
   const uint64_t unit_file_bytes = uint64_t(unit_rows) * row_bytes;

@@ -121,13 +121,9 @@ class CpuExpertExecutor final : public ExpertExecutor {
   }
   // Repacking pays where this CPU path has a packed kernel for the type.
   bool packs_gate_up(const ExpertLayer& l) const {
-    return fast(l) && l.up.type == l.gate.type && qgemm_packable(l.gate.type, l.n_embd(), l.n_ff()) &&
-           qgemm_packed_fast(active_cpu_isa(), l.gate.type);
+    return fast(l) && l.up.type == l.gate.type && qgemm_repacks(l.gate.type, l.n_embd(), l.n_ff());
   }
-  bool packs_down(const ExpertLayer& l) const {
-    return fast(l) && qgemm_packable(l.down.type, l.n_ff(), l.n_embd()) &&
-           qgemm_packed_fast(active_cpu_isa(), l.down.type);
-  }
+  bool packs_down(const ExpertLayer& l) const { return fast(l) && qgemm_repacks(l.down.type, l.n_ff(), l.n_embd()); }
   int n_nodes() const { return o_.pool ? o_.pool->n_nodes() : 1; }
   int threads_on(int node) const {
     if (!o_.pool) return 1;
@@ -387,8 +383,8 @@ Status CpuExpertExecutor::run(const ExpertLayer& l, const ExpertRouting& r, floa
     for (int64_t e = 0; e < n_expert; ++e) {
       const int64_t m = rows_of(e);
       if (!m) continue;
-      // Packed weights stay on qgemm: its packed kernel outruns oneDNN's
-      // f32 and bf16 at every batch size measured (benchmarks/README.md).
+      // Packed weights stay on qgemm: its packed kernel outran oneDNN's f32
+      // at every batch size measured (README, Measured).
       if (m >= kDnnlMinRows && !p.gu_packed) {
         const GemmPath g = choose_gemm_path(l.gate.type, p.gate[size_t(e)], n_embd, n_ff, m);
         // gate and up share the activations, so they share the path.

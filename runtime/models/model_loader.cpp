@@ -3,7 +3,6 @@
 // bad file fails at load time with the tensor's name, never mid-compute.
 #include <algorithm>
 
-#include "cpu_kernels/cpu_isa.h"
 #include "cpu_kernels/matmul_ref.h"
 #include "cpu_kernels/qgemm_packed.h"
 #include "cpu_kernels/quant_ref.h"
@@ -172,10 +171,7 @@ Status Model::repack_matrices(ExpertRepack mode, const std::function<void(uint64
   if (mode == ExpertRepack::kOff || ctx_->kernels != CpuKernels::kFast) return Status::ok();
   std::vector<Matrix*> ms;
   auto consider = [&](Matrix& m) {
-    if (!m.empty() && m.n_mat == 1 && qgemm_packable(m.type, m.n_in, m.n_out) &&
-        qgemm_packed_fast(active_cpu_isa(), m.type)) {
-      ms.push_back(&m);
-    }
+    if (!m.empty() && m.n_mat == 1 && qgemm_repacks(m.type, m.n_in, m.n_out)) ms.push_back(&m);
   };
   consider(output_);
   for (Layer& l : layers_) {
