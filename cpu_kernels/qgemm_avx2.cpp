@@ -60,13 +60,16 @@ inline __m256i bit_to_16(__m256i qh, int j) {
 template <bool kHigh>
 struct Q45K {
   static constexpr int kBlock = kQK_K;
-  template <int NR>
+  static constexpr int64_t kRows = 1;
+  static constexpr int kMaxTile = 4;
+  template <int NR, bool kAhead>
   static void tile(const uint8_t* w, const ActPack& x, int64_t r0, int64_t nb, float* out, int64_t stride) {
     constexpr size_t kBytes = kHigh ? sizeof(BlockQ5_K) : sizeof(BlockQ4_K);
     constexpr int kQs = kHigh ? 48 : 16;
     __m256 acc[NR], accm[NR];
     for (int i = 0; i < NR; ++i) acc[i] = _mm256_setzero_ps(), accm[i] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; ++b, w += kBytes) {
+      if constexpr (kAhead) prefetch_step<kBytes>(w);
       uint64_t sc, m;
       scale_min_k4_words(w + 4, &sc, &m);
       // Scale j as an int16 broadcast: word j of the widened scales, picked by
@@ -106,12 +109,15 @@ struct Q45K {
 // 32*(k&1).. low (k<2) or high (k>=2) nibbles, qh bits 2k..2k+1.
 struct Q6K {
   static constexpr int kBlock = kQK_K;
-  template <int NR>
+  static constexpr int64_t kRows = 1;
+  static constexpr int kMaxTile = 4;
+  template <int NR, bool kAhead>
   static void tile(const uint8_t* w, const ActPack& x, int64_t r0, int64_t nb, float* out, int64_t stride) {
     const __m256i m30 = _mm256_set1_epi8(0x30);
     __m256 acc[NR], accm[NR];
     for (int i = 0; i < NR; ++i) acc[i] = _mm256_setzero_ps(), accm[i] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; ++b, w += sizeof(BlockQ6_K)) {
+      if constexpr (kAhead) prefetch_step<sizeof(BlockQ6_K)>(w);
       const __m128i sc8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 192));
       const __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
       __m256i wq[8], scv[8];
@@ -146,12 +152,15 @@ struct Q6K {
 // and high 16 (high nibbles), at 128*(p/2) + 32*(p%2) (+64) in kIQ4Halves.
 struct IQ4XS {
   static constexpr int kBlock = kQK_K;
-  template <int NR>
+  static constexpr int64_t kRows = 1;
+  static constexpr int kMaxTile = 4;
+  template <int NR, bool kAhead>
   static void tile(const uint8_t* w, const ActPack& x, int64_t r0, int64_t nb, float* out, int64_t stride) {
     const __m256i kv = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kValuesIQ4NL)));
     __m256 acc[NR];
     for (int i = 0; i < NR; ++i) acc[i] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; ++b, w += sizeof(BlockIQ4_XS)) {
+      if constexpr (kAhead) prefetch_step<sizeof(BlockIQ4_XS)>(w);
       const uint16_t sh = load_u16(w + 2);
       __m256i wv[8], scv[4];
       for (int p = 0; p < 4; ++p) {
@@ -179,11 +188,14 @@ struct IQ4XS {
 // Q8_0: one block per step; |w| times x with w's sign.
 struct Q80 {
   static constexpr int kBlock = 32;
-  template <int NR>
+  static constexpr int64_t kRows = 1;
+  static constexpr int kMaxTile = 4;
+  template <int NR, bool kAhead>
   static void tile(const uint8_t* w, const ActPack& x, int64_t r0, int64_t nb, float* out, int64_t stride) {
     __m256 acc[NR];
     for (int i = 0; i < NR; ++i) acc[i] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; ++b, w += sizeof(BlockQ8_0)) {
+      if constexpr (kAhead) prefetch_step<sizeof(BlockQ8_0)>(w);
       const __m256i wq = loadu(w + 2);
       const __m256i wa = _mm256_abs_epi8(wq);
       const float dw = half_to_float(w);
@@ -201,12 +213,15 @@ struct Q80 {
 // the second. A lone last block is (lo | hi), natural order.
 struct Q40 {
   static constexpr int kBlock = 32;
-  template <int NR>
+  static constexpr int64_t kRows = 1;
+  static constexpr int kMaxTile = 4;
+  template <int NR, bool kAhead>
   static void tile(const uint8_t* w, const ActPack& x, int64_t r0, int64_t nb, float* out, int64_t stride) {
     const __m256i eight = _mm256_set1_epi8(8);
     __m256 acc[NR];
     for (int i = 0; i < NR; ++i) acc[i] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b += 2, w += 2 * sizeof(BlockQ4_0)) {
+      if constexpr (kAhead) prefetch_step<2 * sizeof(BlockQ4_0)>(w);
       if (b + 1 < nb) {
         const __m256i q = _mm256_setr_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 2)),
                                             _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 20)));
@@ -237,28 +252,6 @@ struct Q40 {
     for (int i = 0; i < NR; ++i) out[i * stride] = hsum(acc[i]);
   }
 };
-
-template <class K>
-void gemm_quant(const GemmArgs& a) {
-  constexpr int64_t kChunk = 64;
-  const int64_t nb = a.n_in / K::kBlock;
-  for (int64_t rc = a.r_begin; rc < a.r_end; rc += kChunk) {
-    const int64_t rce = std::min(a.r_end, rc + kChunk);
-    for (int64_t o = a.o_begin; o < a.o_end; ++o) {
-      const uint8_t* wr = a.w + static_cast<size_t>(o) * a.row_bytes;
-      float* yo = a.y + (o - a.o_begin);
-      int64_t r = rc;
-      for (; r + 4 <= rce; r += 4) K::template tile<4>(wr, *a.x, r, nb, yo + (r - a.r_begin) * a.y_stride, a.y_stride);
-      float* yr = yo + (r - a.r_begin) * a.y_stride;
-      switch (rce - r) {
-        case 3: K::template tile<3>(wr, *a.x, r, nb, yr, a.y_stride); break;
-        case 2: K::template tile<2>(wr, *a.x, r, nb, yr, a.y_stride); break;
-        case 1: K::template tile<1>(wr, *a.x, r, nb, yr, a.y_stride); break;
-        default: break;
-      }
-    }
-  }
-}
 
 // ---- float weights: 8 elements per step; the last partial step reads
 // zero-padded copies (AVX2 has no masked 16-bit loads).
@@ -349,7 +342,7 @@ inline __m256i bcast4(const int8_t* p) {
   return _mm256_set1_epi32(v);
 }
 
-template <int NR>
+template <int NR, bool kAhead>
 void packed_q4k_half(const uint8_t* grp, int half, const ActPack& x, int64_t r0, int64_t nb, float* out,
                      int64_t stride) {
   using P = PackedQ4K;
@@ -361,6 +354,7 @@ void packed_q4k_half(const uint8_t* grp, int half, const ActPack& x, int64_t r0,
     __m256i isum[NR];
     for (int i = 0; i < NR; ++i) isum[i] = _mm256_setzero_si256();
     for (int j = 0; j < 8; ++j) {
+      if constexpr (kAhead) prefetch_step<P::kBytes, 8>(p, j);
       const __m256i sc32 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + P::kSc + 16 * j + 8 * half)));
       const __m256i sc = _mm256_or_si256(sc32, _mm256_slli_epi32(sc32, 16));  // (scale, scale) per row
       const uint8_t* qs = p + P::kQs + 256 * j + 32 * half;
@@ -400,7 +394,7 @@ void packed_q4k_half(const uint8_t* grp, int half, const ActPack& x, int64_t r0,
 // 16 products stay below 2^15 but four do not: each pair of vpmaddubsw goes
 // to int32 on its own. Signed scales per 16 multiply the int32 sums; the -32
 // offset comes in through the activations' sums of 16 against scale pairs.
-template <int NR>
+template <int NR, bool kAhead>
 void packed_q6k_half(const uint8_t* grp, int half, const ActPack& x, int64_t r0, int64_t nb, float* out,
                      int64_t stride) {
   using P = PackedQ6K;
@@ -412,6 +406,7 @@ void packed_q6k_half(const uint8_t* grp, int half, const ActPack& x, int64_t r0,
     __m256i isum[NR], msum[NR];
     for (int i = 0; i < NR; ++i) isum[i] = _mm256_setzero_si256(), msum[i] = _mm256_setzero_si256();
     for (int j = 0; j < 8; ++j) {
+      if constexpr (kAhead) prefetch_step<P::kBytes, 8>(p, j);
       const __m256i sp = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + P::kSc + 32 * j + 16 * half)));
       const __m256i sc[2] = {_mm256_srai_epi32(_mm256_slli_epi32(sp, 16), 16), _mm256_srai_epi32(sp, 16)};
       const uint8_t* ql = p + P::kQl + 256 * j + 32 * half;
@@ -447,57 +442,44 @@ void packed_q6k_half(const uint8_t* grp, int half, const ActPack& x, int64_t r0,
   for (int i = 0; i < NR; ++i) _mm256_storeu_ps(out + i * stride, acc[i]);
 }
 
-// Groups of 16 weight rows, each as two halves of 8, against tiles of up to
-// 4 activation rows, in chunks of 64 activation rows.
-template <void (*Half1)(const uint8_t*, int, const ActPack&, int64_t, int64_t, float*, int64_t),
-          void (*Half2)(const uint8_t*, int, const ActPack&, int64_t, int64_t, float*, int64_t),
-          void (*Half3)(const uint8_t*, int, const ActPack&, int64_t, int64_t, float*, int64_t),
-          void (*Half4)(const uint8_t*, int, const ActPack&, int64_t, int64_t, float*, int64_t)>
-void gemm_packed(const GemmArgs& a) {
-  constexpr int64_t kChunk = 64;
-  const int64_t nb = a.n_in / kQK_K;
-  for (int64_t rc = a.r_begin; rc < a.r_end; rc += kChunk) {
-    const int64_t rce = std::min(a.r_end, rc + kChunk);
-    for (int64_t o = a.o_begin; o < a.o_end; o += kPackRows) {
-      const uint8_t* grp = a.w + static_cast<size_t>(o / kPackRows) * a.row_bytes;
-      for (int half = 0; half < 2; ++half) {
-        float* yo = a.y + (o - a.o_begin) + 8 * half;
-        int64_t r = rc;
-        for (; r + 4 <= rce; r += 4) Half4(grp, half, *a.x, r, nb, yo + (r - a.r_begin) * a.y_stride, a.y_stride);
-        float* yr = yo + (r - a.r_begin) * a.y_stride;
-        switch (rce - r) {
-          case 3: Half3(grp, half, *a.x, r, nb, yr, a.y_stride); break;
-          case 2: Half2(grp, half, *a.x, r, nb, yr, a.y_stride); break;
-          case 1: Half1(grp, half, *a.x, r, nb, yr, a.y_stride); break;
-          default: break;
-        }
-      }
-    }
+// Packed groups of 16 weight rows for gemm_row_tiles, each as two halves of
+// 8 against tiles of up to 4 activation rows; the first half streams the
+// group, the second finds it in cache.
+struct PackedQ4KTiles {
+  static constexpr int kBlock = kQK_K;
+  static constexpr int64_t kRows = kPackRows;
+  static constexpr int kMaxTile = 4;
+  template <int NR, bool kAhead>
+  static void tile(const uint8_t* grp, const ActPack& x, int64_t r0, int64_t nb, float* out, int64_t stride) {
+    packed_q4k_half<NR, kAhead>(grp, 0, x, r0, nb, out, stride);
+    packed_q4k_half<NR, false>(grp, 1, x, r0, nb, out + 8, stride);
   }
-}
-
-void gemm_packed_q6k(const GemmArgs& a) {
-  gemm_packed<packed_q6k_half<1>, packed_q6k_half<2>, packed_q6k_half<3>, packed_q6k_half<4>>(a);
-}
-
-void gemm_packed_q4k(const GemmArgs& a) {
-  gemm_packed<packed_q4k_half<1>, packed_q4k_half<2>, packed_q4k_half<3>, packed_q4k_half<4>>(a);
-}
+};
+struct PackedQ6KTiles {
+  static constexpr int kBlock = kQK_K;
+  static constexpr int64_t kRows = kPackRows;
+  static constexpr int kMaxTile = 4;
+  template <int NR, bool kAhead>
+  static void tile(const uint8_t* grp, const ActPack& x, int64_t r0, int64_t nb, float* out, int64_t stride) {
+    packed_q6k_half<NR, kAhead>(grp, 0, x, r0, nb, out, stride);
+    packed_q6k_half<NR, false>(grp, 1, x, r0, nb, out + 8, stride);
+  }
+};
 
 }  // namespace
 
 void fill_table(KernelTable& t) {
-  t.fn[static_cast<int>(DType::kQ4_K)] = gemm_quant<Q45K<false>>;
-  t.fn[static_cast<int>(DType::kQ5_K)] = gemm_quant<Q45K<true>>;
-  t.fn[static_cast<int>(DType::kQ6_K)] = gemm_quant<Q6K>;
-  t.fn[static_cast<int>(DType::kIQ4_XS)] = gemm_quant<IQ4XS>;
-  t.fn[static_cast<int>(DType::kQ8_0)] = gemm_quant<Q80>;
-  t.fn[static_cast<int>(DType::kQ4_0)] = gemm_quant<Q40>;
+  t.fn[static_cast<int>(DType::kQ4_K)] = gemm_row_tiles<Q45K<false>>;
+  t.fn[static_cast<int>(DType::kQ5_K)] = gemm_row_tiles<Q45K<true>>;
+  t.fn[static_cast<int>(DType::kQ6_K)] = gemm_row_tiles<Q6K>;
+  t.fn[static_cast<int>(DType::kIQ4_XS)] = gemm_row_tiles<IQ4XS>;
+  t.fn[static_cast<int>(DType::kQ8_0)] = gemm_row_tiles<Q80>;
+  t.fn[static_cast<int>(DType::kQ4_0)] = gemm_row_tiles<Q40>;
   t.fn[static_cast<int>(DType::kF32)] = gemm_float<LoadF32>;
   t.fn[static_cast<int>(DType::kF16)] = gemm_float<LoadF16>;
   t.fn[static_cast<int>(DType::kBF16)] = gemm_float<LoadBF16>;
-  t.packed[static_cast<int>(DType::kQ4_K)] = gemm_packed_q4k;
-  t.packed[static_cast<int>(DType::kQ6_K)] = gemm_packed_q6k;
+  t.packed[static_cast<int>(DType::kQ4_K)] = gemm_row_tiles<PackedQ4KTiles>;
+  t.packed[static_cast<int>(DType::kQ6_K)] = gemm_row_tiles<PackedQ6KTiles>;
 }
 
 }  // namespace strata::qgemm_detail::avx2
