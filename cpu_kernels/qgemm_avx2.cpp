@@ -445,24 +445,18 @@ void packed_q6k_half(const uint8_t* grp, int half, const ActPack& x, int64_t r0,
 // Packed groups of 16 weight rows for gemm_row_tiles, each as two halves of
 // 8 against tiles of up to 4 activation rows; the first half streams the
 // group, the second finds it in cache.
-struct PackedQ4KTiles {
+template <DType kType>
+struct PackedTiles {
   static constexpr int kBlock = kQK_K;
   static constexpr int64_t kRows = kPackRows;
   static constexpr int kMaxTile = 4;
   template <int NR, bool kAhead>
   static void tile(const uint8_t* grp, const ActPack& x, int64_t r0, int64_t nb, float* out, int64_t stride) {
-    packed_q4k_half<NR, kAhead>(grp, 0, x, r0, nb, out, stride);
-    packed_q4k_half<NR, false>(grp, 1, x, r0, nb, out + 8, stride);
-  }
-};
-struct PackedQ6KTiles {
-  static constexpr int kBlock = kQK_K;
-  static constexpr int64_t kRows = kPackRows;
-  static constexpr int kMaxTile = 4;
-  template <int NR, bool kAhead>
-  static void tile(const uint8_t* grp, const ActPack& x, int64_t r0, int64_t nb, float* out, int64_t stride) {
-    packed_q6k_half<NR, kAhead>(grp, 0, x, r0, nb, out, stride);
-    packed_q6k_half<NR, false>(grp, 1, x, r0, nb, out + 8, stride);
+    constexpr bool q4k = kType == DType::kQ4_K;
+    constexpr auto first = q4k ? packed_q4k_half<NR, kAhead> : packed_q6k_half<NR, kAhead>;
+    constexpr auto second = q4k ? packed_q4k_half<NR, false> : packed_q6k_half<NR, false>;
+    first(grp, 0, x, r0, nb, out, stride);
+    second(grp, 1, x, r0, nb, out + 8, stride);
   }
 };
 
@@ -478,8 +472,8 @@ void fill_table(KernelTable& t) {
   t.fn[static_cast<int>(DType::kF32)] = gemm_float<LoadF32>;
   t.fn[static_cast<int>(DType::kF16)] = gemm_float<LoadF16>;
   t.fn[static_cast<int>(DType::kBF16)] = gemm_float<LoadBF16>;
-  t.packed[static_cast<int>(DType::kQ4_K)] = gemm_row_tiles<PackedQ4KTiles>;
-  t.packed[static_cast<int>(DType::kQ6_K)] = gemm_row_tiles<PackedQ6KTiles>;
+  t.packed[static_cast<int>(DType::kQ4_K)] = gemm_row_tiles<PackedTiles<DType::kQ4_K>>;
+  t.packed[static_cast<int>(DType::kQ6_K)] = gemm_row_tiles<PackedTiles<DType::kQ6_K>>;
 }
 
 }  // namespace strata::qgemm_detail::avx2
