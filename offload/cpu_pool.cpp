@@ -135,8 +135,12 @@ void CpuPool::worker_main(int thread) {
       while (epoch_.load(std::memory_order_seq_cst) == last) epoch_.wait(last, std::memory_order_seq_cst);
       n_sleeping_.fetch_sub(1, std::memory_order_seq_cst);
     }
-    if (stop_.load(std::memory_order_acquire)) return;
+    // The epoch first, then the stop flag: the destructor sets stop_ before it
+    // bumps epoch_, so a worker that has read the bumped epoch sees the stop.
+    // (The other order could take the destructor's epoch as seen after an
+    // earlier look at stop_ and sleep on it for good.)
     const uint32_t seen = epoch_.load(std::memory_order_acquire);
+    if (stop_.load(std::memory_order_acquire)) return;
     // Announce, then look: the caller closes an op and then waits for
     // active_ == 0, so an op is either seen closed or stays readable.
     active_.fetch_add(1, std::memory_order_seq_cst);

@@ -4,6 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <set>
 #include <string>
 #include <thread>
@@ -91,6 +94,33 @@ TEST(CpuPool, LateWakersNeitherRepeatNorMissWork) {
     for (auto& c : per_thread) EXPECT_EQ(c.load(), 100) << "spin " << spin;
     EXPECT_EQ(units.load(), 200 * 5) << "spin " << spin;
   }
+}
+
+TEST(CpuPool, DestroyedWhileAWorkerWakesLate) {
+  // A worker that wakes for an op it never gets to run, while the pool is
+  // being destroyed, must still see the stop: it once checked the stop flag
+  // before reading the epoch the destructor had just bumped, took that
+  // epoch as seen, and slept on it forever (a hang in ~CpuPool). A watchdog
+  // turns a hang into a failure.
+  std::atomic<bool> finished{false};
+  std::thread watchdog([&] {
+    for (int i = 0; i < 1200 && !finished.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (!finished.load()) {
+      std::fprintf(stderr, "CpuPool.DestroyedWhileAWorkerWakesLate: ~CpuPool did not return in 120 s\n");
+      std::abort();
+    }
+  });
+  int64_t units = 0;
+  for (int round = 0; round < 4000; ++round) {
+    auto pool = flat_pool(4, round % 2 ? 0 : 5);
+    std::atomic<int64_t> n{0};
+    // One unit: the caller usually takes it, and the woken workers are late.
+    pool->parallel_for(2, 1, [&](int64_t b, int64_t e, int) { n.fetch_add(e - b); });
+    units += n.load();
+  }
+  finished = true;
+  watchdog.join();
+  EXPECT_EQ(units, 4000 * 2);
 }
 
 TEST(CpuPool, NestedOpsRunInline) {
