@@ -131,6 +131,9 @@ struct PackedQ4K {
 struct PackedQ6K {
   static constexpr size_t kD = 0, kSc = 32, kQl = 288, kQh = 2336, kBytes = 3360;
 };
+struct PackedIQ4XS {
+  static constexpr size_t kD = 0, kSc = 32, kQs = 192, kBytes = 2240;
+};
 struct PackedQ8_0 {
   static constexpr size_t kD = 0, kQs = 256, kBytes = 4352;
 };

@@ -1,4 +1,4 @@
-// Packing GGUF Q4_K, Q6_K and Q8_0 rows into the interleaved layouts of
+// Packing GGUF Q4_K, Q6_K, Q8_0 and IQ4_XS rows into the interleaved layouts of
 // qgemm_packed.h and back. Both directions are plain byte moves (no value is
 // requantized).
 
@@ -16,14 +16,22 @@
 namespace strata {
 namespace {
 
+using qgemm_detail::PackedIQ4XS;
 using qgemm_detail::PackedQ4K;
 using qgemm_detail::PackedQ6K;
 using qgemm_detail::PackedQ8_0;
 
-bool packed_type(DType w) { return w == DType::kQ4_K || w == DType::kQ6_K || w == DType::kQ8_0; }
+bool packed_type(DType w) {
+  return w == DType::kQ4_K || w == DType::kQ6_K || w == DType::kQ8_0 || w == DType::kIQ4_XS;
+}
 
 size_t block_bytes(DType w) {
-  return w == DType::kQ4_K ? PackedQ4K::kBytes : w == DType::kQ6_K ? PackedQ6K::kBytes : PackedQ8_0::kBytes;
+  switch (w) {
+    case DType::kQ4_K: return PackedQ4K::kBytes;
+    case DType::kQ6_K: return PackedQ6K::kBytes;
+    case DType::kIQ4_XS: return PackedIQ4XS::kBytes;
+    default: return PackedQ8_0::kBytes;
+  }
 }
 
 // Q8_0: the eight 32-element blocks of one 256-element packed block.
@@ -154,6 +162,41 @@ void pack_block(const BlockQ6_K& b, int r, uint8_t* p) {
   }
 }
 
+// IQ4_XS: element 32 j + l of the block is quant l of sub-block j, in the
+// nibble array as Q4_K's; the 6-bit scales (ls, unsigned) at sc[j][r].
+void pack_block(const BlockIQ4_XS& b, int r, uint8_t* p) {
+  std::memcpy(p + PackedIQ4XS::kD + 2 * r, &b.d, 2);
+  for (int j = 0; j < 8; ++j) {
+    p[PackedIQ4XS::kSc + 16 * j + r] = uint8_t(qgemm_detail::iq4xs_scale(b.scales_h, b.scales_l, j) + 32);
+    uint8_t q[32];
+    for (int l = 0; l < 16; ++l) q[l] = b.qs[16 * j + l] & 0xF, q[16 + l] = b.qs[16 * j + l] >> 4;
+    for (int c = 0; c < 4; ++c) {
+      for (int t = 0; t < 4; ++t) {
+        p[PackedIQ4XS::kQs + 256 * j + 64 * c + 4 * r + t] = uint8_t(q[8 * c + t] | (q[8 * c + 4 + t] << 4));
+      }
+    }
+  }
+}
+
+void unpack_block(const uint8_t* p, int r, BlockIQ4_XS& b) {
+  std::memcpy(&b.d, p + PackedIQ4XS::kD + 2 * r, 2);
+  b.scales_h = 0;
+  std::memset(b.scales_l, 0, sizeof b.scales_l);
+  for (int j = 0; j < 8; ++j) {
+    const int ls = p[PackedIQ4XS::kSc + 16 * j + r];
+    b.scales_l[j / 2] |= uint8_t((ls & 0xF) << (4 * (j % 2)));
+    b.scales_h |= uint16_t((ls >> 4) << (2 * j));
+    uint8_t q[32];
+    for (int c = 0; c < 4; ++c) {
+      for (int t = 0; t < 4; ++t) {
+        const uint8_t byte = p[PackedIQ4XS::kQs + 256 * j + 64 * c + 4 * r + t];
+        q[8 * c + t] = byte & 0xF, q[8 * c + 4 + t] = byte >> 4;
+      }
+    }
+    for (int l = 0; l < 16; ++l) b.qs[16 * j + l] = uint8_t(q[l] | (q[16 + l] << 4));
+  }
+}
+
 // One type's GGUF block <-> its place in a packed block.
 template <class Block>
 void pack_rows(const uint8_t* src, int64_t nb, int64_t o_begin, int64_t o_end, size_t bytes, uint8_t* out) {
@@ -213,12 +256,13 @@ void qgemm_pack(DType w_type, const void* w, int64_t n_in, int64_t o_begin, int6
   check_range(w_type, n_in, o_begin, o_end);
   const auto* src = static_cast<const uint8_t*>(w);
   auto* out = static_cast<uint8_t*>(dst);
-  if (w_type == DType::kQ4_K) {
-    pack_rows<BlockQ4_K>(src, n_in / kQK_K, o_begin, o_end, block_bytes(w_type), out);
-  } else if (w_type == DType::kQ6_K) {
-    pack_rows<BlockQ6_K>(src, n_in / kQK_K, o_begin, o_end, block_bytes(w_type), out);
-  } else {
-    pack_rows<Q8_0x8>(src, n_in / kQK_K, o_begin, o_end, block_bytes(w_type), out);
+  const int64_t nb = n_in / kQK_K;
+  const size_t bytes = block_bytes(w_type);
+  switch (w_type) {
+    case DType::kQ4_K: pack_rows<BlockQ4_K>(src, nb, o_begin, o_end, bytes, out); break;
+    case DType::kQ6_K: pack_rows<BlockQ6_K>(src, nb, o_begin, o_end, bytes, out); break;
+    case DType::kIQ4_XS: pack_rows<BlockIQ4_XS>(src, nb, o_begin, o_end, bytes, out); break;
+    default: pack_rows<Q8_0x8>(src, nb, o_begin, o_end, bytes, out); break;
   }
 }
 
@@ -226,12 +270,13 @@ void qgemm_unpack(DType w_type, const void* packed, int64_t n_in, int64_t o_begi
   check_range(w_type, n_in, o_begin, o_end);
   const auto* src = static_cast<const uint8_t*>(packed);
   auto* out = static_cast<uint8_t*>(dst);
-  if (w_type == DType::kQ4_K) {
-    unpack_rows<BlockQ4_K>(src, n_in / kQK_K, o_begin, o_end, block_bytes(w_type), out);
-  } else if (w_type == DType::kQ6_K) {
-    unpack_rows<BlockQ6_K>(src, n_in / kQK_K, o_begin, o_end, block_bytes(w_type), out);
-  } else {
-    unpack_rows<Q8_0x8>(src, n_in / kQK_K, o_begin, o_end, block_bytes(w_type), out);
+  const int64_t nb = n_in / kQK_K;
+  const size_t bytes = block_bytes(w_type);
+  switch (w_type) {
+    case DType::kQ4_K: unpack_rows<BlockQ4_K>(src, nb, o_begin, o_end, bytes, out); break;
+    case DType::kQ6_K: unpack_rows<BlockQ6_K>(src, nb, o_begin, o_end, bytes, out); break;
+    case DType::kIQ4_XS: unpack_rows<BlockIQ4_XS>(src, nb, o_begin, o_end, bytes, out); break;
+    default: unpack_rows<Q8_0x8>(src, nb, o_begin, o_end, bytes, out); break;
   }
 }
 

@@ -27,6 +27,14 @@
 //     qh[8][2][16][4]      their high 2 bits: byte [j][c / 2][r][t] holds those
 //                          of quants 8c + t and 8c + 4 + t at bits 4 (c % 2)
 //                          and 4 (c % 2) + 2
+//   IQ4_XS, 2240 bytes per block (2.9% more than the 16 GGUF blocks: the
+//   scales as bytes, and 32 bytes of padding that align the quants):
+//     d[16]                f16
+//     sc[8][16]            6-bit scale ls of sub-block j of row r (the value
+//                          is ls - 32)
+//     pad[32]
+//     qs[8][4][16][4]      the 4-bit indices into the IQ4_NL values as above,
+//                          quant l of sub-block j being element 32 j + l
 // Group g starts at g * nb * (block bytes) (nb = n_in / 256). Packing is
 // exact: the GGUF rows come back bit for bit from qgemm_unpack.
 #pragma once
@@ -42,8 +50,8 @@ namespace strata {
 
 inline constexpr int64_t kPackRows = 16;
 
-// True when a [n_out x n_in] matrix of type w can be packed: Q4_K, Q6_K or
-// Q8_0 with n_out a multiple of 16 and n_in of 256.
+// True when a [n_out x n_in] matrix of type w can be packed: Q4_K, Q6_K,
+// Q8_0 or IQ4_XS with n_out a multiple of 16 and n_in of 256.
 bool qgemm_packable(DType w, int64_t n_in, int64_t n_out);
 
 // True when `isa` has a SIMD kernel for packed weights of type w (the scalar

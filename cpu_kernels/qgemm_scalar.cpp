@@ -267,6 +267,30 @@ float packed_dot_q8_0(const uint8_t* grp, int lane, const ActPack& x, int64_t r,
   return sumf;
 }
 
+// As dot_iq4_xs (quant l of sub-block j is element 32 j + l; the activations
+// are in ActOrder::kIQ4Halves).
+float packed_dot_iq4_xs(const uint8_t* grp, int lane, const ActPack& x, int64_t r, int64_t nb) {
+  const int8_t* xq = x.q(r);
+  const float* xd = x.d(r);
+  float sumf = 0.0f;
+  for (int64_t b = 0; b < nb; ++b, xq += kQK_K) {
+    const uint8_t* p = grp + b * PackedIQ4XS::kBytes;
+    int32_t isum = 0;
+    for (int j = 0; j < 8; ++j) {
+      const int8_t* lo = xq + 128 * (j / 4) + 16 * (j % 4);
+      int32_t s = 0;
+      for (int l = 0; l < 32; ++l) {
+        const uint8_t byte = p[PackedIQ4XS::kQs + 256 * j + 64 * (l / 8) + 4 * lane + (l % 4)];
+        const int v = kValuesIQ4NL[(l % 8 < 4) ? (byte & 0xF) : (byte >> 4)];
+        s += v * (l < 16 ? lo[l] : lo[64 + l - 16]);
+      }
+      isum += (p[PackedIQ4XS::kSc + 16 * j + lane] - 32) * s;
+    }
+    sumf += (f16_to_f32(load_u16(p + PackedIQ4XS::kD + 2 * lane)) * xd[b]) * static_cast<float>(isum);
+  }
+  return sumf;
+}
+
 KernelTable make_table() {
   KernelTable t{"scalar", {}, {}};
   t.fn[static_cast<int>(DType::kQ4_K)] = gemm<dot_q4_k, kQK_K>;
@@ -281,6 +305,7 @@ KernelTable make_table() {
   t.packed[static_cast<int>(DType::kQ4_K)] = gemm_packed<packed_dot_q4_k>;
   t.packed[static_cast<int>(DType::kQ6_K)] = gemm_packed<packed_dot_q6_k>;
   t.packed[static_cast<int>(DType::kQ8_0)] = gemm_packed<packed_dot_q8_0>;
+  t.packed[static_cast<int>(DType::kIQ4_XS)] = gemm_packed<packed_dot_iq4_xs>;
   return t;
 }
 

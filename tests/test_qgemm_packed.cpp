@@ -1,4 +1,4 @@
-// The packed (rows interleaved by 16) Q4_K and Q6_K layouts: packing round-trips bit
+// The packed (rows interleaved by 16) Q4_K, Q6_K, Q8_0 and IQ4_XS layouts: packing round-trips bit
 // for bit, the scalar packed kernel equals the GGUF scalar kernel bit for
 // bit, every SIMD packed kernel this CPU runs (AVX2, AVX-512 with and
 // without VNNI) matches it up to the float accumulation order and is range-
@@ -69,7 +69,10 @@ TEST_P(QgemmPacked, PackingRoundTripsExactly) {
       const std::vector<uint8_t> w = make_w(kT, n_in, n_out, 31 + n_in, raw);
       const std::vector<uint8_t> p = packed_of(kT, w, n_in, n_out);
       EXPECT_EQ(p.size(), size_t(n_out / 16) * size_t(n_in / 256) *
-                              (kT == DType::kQ4_K ? 2368 : kT == DType::kQ6_K ? 3360 : 4352));
+                              (kT == DType::kQ4_K    ? 2368
+                               : kT == DType::kQ6_K  ? 3360
+                               : kT == DType::kQ8_0  ? 4352
+                                                     : 2240));
       std::vector<uint8_t> back(row_bytes(kT, n_in) * n_out);
       qgemm_unpack(kT, p.data(), n_in, 0, n_out, back.data());
       ASSERT_EQ(std::memcmp(back.data(), w.data(), back.size()), 0) << "n_in " << n_in << (raw ? " raw" : "");
@@ -89,9 +92,9 @@ TEST_P(QgemmPacked, PackableShapes) {
   EXPECT_FALSE(qgemm_packable(kT, 2080, 16));  // Q8_0 rows must be whole 256-element blocks too
   EXPECT_FALSE(qgemm_packable(DType::kQ5_K, 2048, 768));
   EXPECT_FALSE(qgemm_packed_fast(CpuIsa::kScalar, kT));
-  // Q8_0 has a packed kernel with VNNI only (u8 x s8 pair sums of its +128
-  // quants overflow vpmaddubsw's int16).
-  const bool q8 = kT == DType::kQ8_0;
+  // Q8_0 and IQ4_XS have a packed kernel with VNNI only (u8 x s8 pair sums
+  // of their +128 values overflow vpmaddubsw's int16).
+  const bool q8 = kT == DType::kQ8_0 || kT == DType::kIQ4_XS;
   EXPECT_EQ(qgemm_packed_fast(CpuIsa::kAvx2, kT), !q8 && cpu_isa_missing(CpuIsa::kAvx2).empty());
   EXPECT_EQ(qgemm_packed_fast(CpuIsa::kAvx512, kT),
             cpu_isa_missing(CpuIsa::kAvx512).empty() && (!q8 || detect_cpu_features().avx512_vnni));
@@ -173,7 +176,7 @@ TEST_P(QgemmPacked, FusedSwigluEqualsSeparateProducts) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Types, QgemmPacked, ::testing::Values(DType::kQ4_K, DType::kQ6_K, DType::kQ8_0),
+INSTANTIATE_TEST_SUITE_P(Types, QgemmPacked, ::testing::Values(DType::kQ4_K, DType::kQ6_K, DType::kQ8_0, DType::kIQ4_XS),
                          [](const ::testing::TestParamInfo<DType>& i) { return std::string(dtype_name(i.param)); });
 
 }  // namespace
