@@ -131,6 +131,13 @@ struct PackedQ4K {
 struct PackedQ6K {
   static constexpr size_t kD = 0, kSc = 32, kQl = 288, kQh = 2336, kBytes = 3360;
 };
+// Q5_K: Q4_K's layout, then the 5th bits (qgemm_packed.h).
+struct PackedQ5K {
+  static constexpr size_t kD = 0, kDmin = 32, kSc = 64, kMin = 192, kQs = 320, kQh = 2368, kBytes = 2880;
+};
+static_assert(PackedQ5K::kD == PackedQ4K::kD && PackedQ5K::kDmin == PackedQ4K::kDmin &&
+              PackedQ5K::kSc == PackedQ4K::kSc && PackedQ5K::kMin == PackedQ4K::kMin &&
+              PackedQ5K::kQs == PackedQ4K::kQs && PackedQ5K::kQh == PackedQ4K::kBytes);
 struct PackedIQ4XS {
   static constexpr size_t kD = 0, kSc = 32, kQs = 192, kBytes = 2240;
 };

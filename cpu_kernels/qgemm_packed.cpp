@@ -1,4 +1,4 @@
-// Packing GGUF Q4_K, Q6_K, Q8_0 and IQ4_XS rows into the interleaved layouts of
+// Packing GGUF Q4_K, Q5_K, Q6_K, Q8_0 and IQ4_XS rows into the interleaved layouts of
 // qgemm_packed.h and back. Both directions are plain byte moves (no value is
 // requantized).
 
@@ -18,16 +18,18 @@ namespace {
 
 using qgemm_detail::PackedIQ4XS;
 using qgemm_detail::PackedQ4K;
+using qgemm_detail::PackedQ5K;
 using qgemm_detail::PackedQ6K;
 using qgemm_detail::PackedQ8_0;
 
 bool packed_type(DType w) {
-  return w == DType::kQ4_K || w == DType::kQ6_K || w == DType::kQ8_0 || w == DType::kIQ4_XS;
+  return w == DType::kQ4_K || w == DType::kQ5_K || w == DType::kQ6_K || w == DType::kQ8_0 || w == DType::kIQ4_XS;
 }
 
 size_t block_bytes(DType w) {
   switch (w) {
     case DType::kQ4_K: return PackedQ4K::kBytes;
+    case DType::kQ5_K: return PackedQ5K::kBytes;
     case DType::kQ6_K: return PackedQ6K::kBytes;
     case DType::kIQ4_XS: return PackedIQ4XS::kBytes;
     default: return PackedQ8_0::kBytes;
@@ -67,8 +69,10 @@ void unpack_block(const uint8_t* p, int r, Q8_0x8& b) {
 }
 
 // The GGUF block of row r (0..15) of packed block `p`, rebuilt: the 6-bit
-// scales and mins go back to their 12-byte packing.
-void unpack_block(const uint8_t* p, int r, BlockQ4_K& b) {
+// scales and mins go back to their 12-byte packing (Q4_K, and Q5_K's first
+// part: the same fields at the same offsets).
+template <class B>
+void unpack_k4(const uint8_t* p, int r, B& b) {
   std::memcpy(&b.d, p + PackedQ4K::kD + 2 * r, 2);
   std::memcpy(&b.dmin, p + PackedQ4K::kDmin + 2 * r, 2);
   uint8_t sc[8], m[8];
@@ -91,7 +95,8 @@ void unpack_block(const uint8_t* p, int r, BlockQ4_K& b) {
   }
 }
 
-void pack_block(const BlockQ4_K& b, int r, uint8_t* p) {
+template <class B>
+void pack_k4(const B& b, int r, uint8_t* p) {
   std::memcpy(p + PackedQ4K::kD + 2 * r, &b.d, 2);
   std::memcpy(p + PackedQ4K::kDmin + 2 * r, &b.dmin, 2);
   uint8_t sc[8], m[8];
@@ -111,6 +116,32 @@ void pack_block(const BlockQ4_K& b, int r, uint8_t* p) {
       const uint32_t e = uint32_t(even) | (uint32_t(even >> 32) << 4), o = uint32_t(odd) | (uint32_t(odd >> 32) << 4);
       std::memcpy(p + PackedQ4K::kQs + 256 * (2 * i) + 64 * c + 4 * r, &e, 4);
       std::memcpy(p + PackedQ4K::kQs + 256 * (2 * i + 1) + 64 * c + 4 * r, &o, 4);
+    }
+  }
+}
+
+void pack_block(const BlockQ4_K& b, int r, uint8_t* p) { pack_k4(b, r, p); }
+void unpack_block(const uint8_t* p, int r, BlockQ4_K& b) { unpack_k4(p, r, b); }
+
+// Q5_K: Q4_K's fields, then the 5th bit of quant l = 8c + 4u + t of sub-block
+// j (bit j of the GGUF qh[l]) at bit 2c + u of byte qh[j][r][t].
+void pack_block(const BlockQ5_K& b, int r, uint8_t* p) {
+  pack_k4(b, r, p);
+  for (int j = 0; j < 8; ++j) {
+    for (int l = 0; l < 32; ++l) {
+      const int bit = (b.qh[l] >> j) & 1, c = l / 8, u = (l % 8) / 4, t = l % 4;
+      p[PackedQ5K::kQh + 64 * j + 4 * r + t] |= uint8_t(bit << (2 * c + u));
+    }
+  }
+}
+
+void unpack_block(const uint8_t* p, int r, BlockQ5_K& b) {
+  unpack_k4(p, r, b);
+  std::memset(b.qh, 0, sizeof b.qh);
+  for (int j = 0; j < 8; ++j) {
+    for (int l = 0; l < 32; ++l) {
+      const int c = l / 8, u = (l % 8) / 4, t = l % 4;
+      b.qh[l] |= uint8_t(((p[PackedQ5K::kQh + 64 * j + 4 * r + t] >> (2 * c + u)) & 1) << j);
     }
   }
 }
@@ -260,6 +291,7 @@ void qgemm_pack(DType w_type, const void* w, int64_t n_in, int64_t o_begin, int6
   const size_t bytes = block_bytes(w_type);
   switch (w_type) {
     case DType::kQ4_K: pack_rows<BlockQ4_K>(src, nb, o_begin, o_end, bytes, out); break;
+    case DType::kQ5_K: pack_rows<BlockQ5_K>(src, nb, o_begin, o_end, bytes, out); break;
     case DType::kQ6_K: pack_rows<BlockQ6_K>(src, nb, o_begin, o_end, bytes, out); break;
     case DType::kIQ4_XS: pack_rows<BlockIQ4_XS>(src, nb, o_begin, o_end, bytes, out); break;
     default: pack_rows<Q8_0x8>(src, nb, o_begin, o_end, bytes, out); break;
@@ -274,6 +306,7 @@ void qgemm_unpack(DType w_type, const void* packed, int64_t n_in, int64_t o_begi
   const size_t bytes = block_bytes(w_type);
   switch (w_type) {
     case DType::kQ4_K: unpack_rows<BlockQ4_K>(src, nb, o_begin, o_end, bytes, out); break;
+    case DType::kQ5_K: unpack_rows<BlockQ5_K>(src, nb, o_begin, o_end, bytes, out); break;
     case DType::kQ6_K: unpack_rows<BlockQ6_K>(src, nb, o_begin, o_end, bytes, out); break;
     case DType::kIQ4_XS: unpack_rows<BlockIQ4_XS>(src, nb, o_begin, o_end, bytes, out); break;
     default: unpack_rows<Q8_0x8>(src, nb, o_begin, o_end, bytes, out); break;

@@ -195,21 +195,26 @@ void gemm_packed(const GemmArgs& a) {
   }
 }
 
-// As dot_q4_k.
-float packed_dot_q4_k(const uint8_t* grp, int lane, const ActPack& x, int64_t r, int64_t nb) {
+// As dot_q4_k and dot_q5_k.
+template <bool kFifthBit>
+float packed_dot_k4(const uint8_t* grp, int lane, const ActPack& x, int64_t r, int64_t nb) {
   const int8_t* xq = x.q(r);
   const float* xd = x.d(r);
   const int16_t* xs = x.bsums(r);
   float sumf = 0.0f, summ = 0.0f;
   for (int64_t b = 0; b < nb; ++b, xq += kQK_K, xs += 16) {
-    const uint8_t* p = grp + b * PackedQ4K::kBytes;
+    const uint8_t* p = grp + b * (kFifthBit ? PackedQ5K::kBytes : PackedQ4K::kBytes);
     int32_t isum = 0, msum = 0;
     for (int j = 0; j < 8; ++j) {
       const int8_t* act = xq + 32 * kQ4KPairPos[j];
       int32_t s = 0;
       for (int l = 0; l < 32; ++l) {
         const uint8_t byte = p[PackedQ4K::kQs + 256 * j + 64 * (l / 8) + 4 * lane + (l % 4)];
-        s += ((l % 8 < 4) ? (byte & 0xF) : (byte >> 4)) * act[l];
+        int q = (l % 8 < 4) ? (byte & 0xF) : (byte >> 4);
+        if constexpr (kFifthBit) {
+          q |= ((p[PackedQ5K::kQh + 64 * j + 4 * lane + (l % 4)] >> (2 * (l / 8) + (l % 8) / 4)) & 1) << 4;
+        }
+        s += q * act[l];
       }
       isum += p[PackedQ4K::kSc + 16 * j + lane] * s;
       msum += p[PackedQ4K::kMin + 32 * (j / 2) + 2 * lane + (j % 2)] * (xs[2 * j] + xs[2 * j + 1]);
@@ -302,7 +307,8 @@ KernelTable make_table() {
   t.fn[static_cast<int>(DType::kF32)] = gemm<dot_f32w, 1>;
   t.fn[static_cast<int>(DType::kF16)] = gemm<dot_f16w, 1>;
   t.fn[static_cast<int>(DType::kBF16)] = gemm<dot_bf16w, 1>;
-  t.packed[static_cast<int>(DType::kQ4_K)] = gemm_packed<packed_dot_q4_k>;
+  t.packed[static_cast<int>(DType::kQ4_K)] = gemm_packed<packed_dot_k4<false>>;
+  t.packed[static_cast<int>(DType::kQ5_K)] = gemm_packed<packed_dot_k4<true>>;
   t.packed[static_cast<int>(DType::kQ6_K)] = gemm_packed<packed_dot_q6_k>;
   t.packed[static_cast<int>(DType::kQ8_0)] = gemm_packed<packed_dot_q8_0>;
   t.packed[static_cast<int>(DType::kIQ4_XS)] = gemm_packed<packed_dot_iq4_xs>;

@@ -1,4 +1,4 @@
-// The packed (rows interleaved by 16) Q4_K, Q6_K, Q8_0 and IQ4_XS layouts: packing round-trips bit
+// The packed (rows interleaved by 16) Q4_K, Q5_K, Q6_K, Q8_0 and IQ4_XS layouts: packing round-trips bit
 // for bit, the scalar packed kernel equals the GGUF scalar kernel bit for
 // bit, every SIMD packed kernel this CPU runs (AVX2, AVX-512 with and
 // without VNNI) matches it up to the float accumulation order and is range-
@@ -70,6 +70,7 @@ TEST_P(QgemmPacked, PackingRoundTripsExactly) {
       const std::vector<uint8_t> p = packed_of(kT, w, n_in, n_out);
       EXPECT_EQ(p.size(), size_t(n_out / 16) * size_t(n_in / 256) *
                               (kT == DType::kQ4_K    ? 2368
+                               : kT == DType::kQ5_K  ? 2880
                                : kT == DType::kQ6_K  ? 3360
                                : kT == DType::kQ8_0  ? 4352
                                                      : 2240));
@@ -90,12 +91,13 @@ TEST_P(QgemmPacked, PackableShapes) {
   EXPECT_FALSE(qgemm_packable(kT, 2048, 760));  // not a multiple of 16 rows
   EXPECT_FALSE(qgemm_packable(kT, 100, 16));
   EXPECT_FALSE(qgemm_packable(kT, 2080, 16));  // Q8_0 rows must be whole 256-element blocks too
-  EXPECT_FALSE(qgemm_packable(DType::kQ5_K, 2048, 768));
+  EXPECT_FALSE(qgemm_packable(DType::kQ4_0, 2048, 768));
   EXPECT_FALSE(qgemm_packed_fast(CpuIsa::kScalar, kT));
   // Q8_0 and IQ4_XS have a packed kernel with VNNI only (u8 x s8 pair sums
-  // of their +128 values overflow vpmaddubsw's int16).
+  // of their +128 values overflow vpmaddubsw's int16); Q5_K on AVX-512 only.
   const bool q8 = kT == DType::kQ8_0 || kT == DType::kIQ4_XS;
-  EXPECT_EQ(qgemm_packed_fast(CpuIsa::kAvx2, kT), !q8 && cpu_isa_missing(CpuIsa::kAvx2).empty());
+  EXPECT_EQ(qgemm_packed_fast(CpuIsa::kAvx2, kT),
+            !q8 && kT != DType::kQ5_K && cpu_isa_missing(CpuIsa::kAvx2).empty());
   EXPECT_EQ(qgemm_packed_fast(CpuIsa::kAvx512, kT),
             cpu_isa_missing(CpuIsa::kAvx512).empty() && (!q8 || detect_cpu_features().avx512_vnni));
 }
@@ -176,7 +178,7 @@ TEST_P(QgemmPacked, FusedSwigluEqualsSeparateProducts) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Types, QgemmPacked, ::testing::Values(DType::kQ4_K, DType::kQ6_K, DType::kQ8_0, DType::kIQ4_XS),
+INSTANTIATE_TEST_SUITE_P(Types, QgemmPacked, ::testing::Values(DType::kQ4_K, DType::kQ5_K, DType::kQ6_K, DType::kQ8_0, DType::kIQ4_XS),
                          [](const ::testing::TestParamInfo<DType>& i) { return std::string(dtype_name(i.param)); });
 
 }  // namespace
