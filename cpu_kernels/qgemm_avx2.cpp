@@ -342,26 +342,53 @@ inline __m256i bcast4(const int8_t* p) {
   return _mm256_set1_epi32(v);
 }
 
-template <int NR, bool kAhead>
+// The bit at (16-bit lane) position 4 - S of every byte of h moved to bit 4
+// (S < 0: from 4 + |S|); |S| <= 4 keeps each byte's bit within its byte.
+template <int S>
+inline __m256i bit_to_4(__m256i h) {
+  const __m256i m = _mm256_set1_epi8(0x10);
+  if constexpr (S >= 0) {
+    return _mm256_and_si256(_mm256_slli_epi16(h, S), m);
+  } else {
+    return _mm256_and_si256(_mm256_srli_epi16(h, -S), m);
+  }
+}
+
+// kFifthBit: Q5_K (PackedQ5K: the same layout plus qh). Its quants reach 31:
+// four pair sums still stay below 4 * 2 * 31 * 127 < 2^15.
+template <int NR, bool kAhead, bool kFifthBit = false>
 void packed_q4k_half(const uint8_t* grp, int half, const ActPack& x, int64_t r0, int64_t nb, float* out,
                      int64_t stride) {
-  using P = PackedQ4K;
+  using P = PackedQ4K;  // PackedQ5K shares these offsets
+  constexpr size_t kBlockBytes = kFifthBit ? PackedQ5K::kBytes : P::kBytes;
   const __m256i lo = _mm256_set1_epi8(0x0F);
   __m256 acc[NR], accm[NR];
   for (int i = 0; i < NR; ++i) acc[i] = _mm256_setzero_ps(), accm[i] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
-    const uint8_t* p = grp + b * P::kBytes;
+    const uint8_t* p = grp + b * kBlockBytes;
     __m256i isum[NR];
     for (int i = 0; i < NR; ++i) isum[i] = _mm256_setzero_si256();
     for (int j = 0; j < 8; ++j) {
-      if constexpr (kAhead) prefetch_step<P::kBytes, 8>(p, j);
+      if constexpr (kAhead) prefetch_step<kBlockBytes, 8>(p, j);
       const __m256i sc32 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + P::kSc + 16 * j + 8 * half)));
       const __m256i sc = _mm256_or_si256(sc32, _mm256_slli_epi32(sc32, 16));  // (scale, scale) per row
       const uint8_t* qs = p + P::kQs + 256 * j + 32 * half;
+      __m256i h = _mm256_setzero_si256();
+      if constexpr (kFifthBit) h = loadu(p + PackedQ5K::kQh + 64 * j + 32 * half);
       for (int q = 0; q < 2; ++q) {  // quants 16q .. 16q + 15 are chunks 2q and 2q + 1
         const __m256i v0 = loadu(qs + 64 * (2 * q)), v1 = loadu(qs + 64 * (2 * q + 1));
-        const __m256i w0 = _mm256_and_si256(v0, lo), w1 = _mm256_and_si256(_mm256_srli_epi16(v0, 4), lo);
-        const __m256i w2 = _mm256_and_si256(v1, lo), w3 = _mm256_and_si256(_mm256_srli_epi16(v1, 4), lo);
+        __m256i w0 = _mm256_and_si256(v0, lo), w1 = _mm256_and_si256(_mm256_srli_epi16(v0, 4), lo);
+        __m256i w2 = _mm256_and_si256(v1, lo), w3 = _mm256_and_si256(_mm256_srli_epi16(v1, 4), lo);
+        if constexpr (kFifthBit) {
+          // 5th bits of quants 8c + t at bit 2c, of 8c + 4 + t at bit 2c + 1 (c = 2q, 2q + 1).
+          if (q == 0) {
+            w0 = _mm256_or_si256(w0, bit_to_4<4>(h)), w1 = _mm256_or_si256(w1, bit_to_4<3>(h));
+            w2 = _mm256_or_si256(w2, bit_to_4<2>(h)), w3 = _mm256_or_si256(w3, bit_to_4<1>(h));
+          } else {
+            w0 = _mm256_or_si256(w0, bit_to_4<0>(h)), w1 = _mm256_or_si256(w1, bit_to_4<-1>(h));
+            w2 = _mm256_or_si256(w2, bit_to_4<-2>(h)), w3 = _mm256_or_si256(w3, bit_to_4<-3>(h));
+          }
+        }
         for (int i = 0; i < NR; ++i) {
           const int8_t* a = x.q(r0 + i) + b * kQK_K + 32 * kQ4KPairPos[j] + 16 * q;
           const __m256i s = _mm256_add_epi16(
@@ -452,9 +479,9 @@ struct PackedTiles {
   static constexpr int kMaxTile = 4;
   template <int NR, bool kAhead>
   static void tile(const uint8_t* grp, const ActPack& x, int64_t r0, int64_t nb, float* out, int64_t stride) {
-    constexpr bool q4k = kType == DType::kQ4_K;
-    constexpr auto first = q4k ? packed_q4k_half<NR, kAhead> : packed_q6k_half<NR, kAhead>;
-    constexpr auto second = q4k ? packed_q4k_half<NR, false> : packed_q6k_half<NR, false>;
+    constexpr bool q6k = kType == DType::kQ6_K, q5k = kType == DType::kQ5_K;
+    constexpr auto first = q6k ? packed_q6k_half<NR, kAhead> : packed_q4k_half<NR, kAhead, q5k>;
+    constexpr auto second = q6k ? packed_q6k_half<NR, false> : packed_q4k_half<NR, false, q5k>;
     first(grp, 0, x, r0, nb, out, stride);
     second(grp, 1, x, r0, nb, out + 8, stride);
   }
@@ -473,6 +500,7 @@ void fill_table(KernelTable& t) {
   t.fn[static_cast<int>(DType::kF16)] = gemm_float<LoadF16>;
   t.fn[static_cast<int>(DType::kBF16)] = gemm_float<LoadBF16>;
   t.packed[static_cast<int>(DType::kQ4_K)] = gemm_row_tiles<PackedTiles<DType::kQ4_K>>;
+  t.packed[static_cast<int>(DType::kQ5_K)] = gemm_row_tiles<PackedTiles<DType::kQ5_K>>;
   t.packed[static_cast<int>(DType::kQ6_K)] = gemm_row_tiles<PackedTiles<DType::kQ6_K>>;
 }
 
