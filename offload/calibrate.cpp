@@ -558,11 +558,21 @@ void probe_storage(HardwareProfile& p, const CalibrateOptions& o, const std::str
 // ---- CPU kernels ---------------------------------------------------------------
 
 #ifdef STRATA_HAVE_QGEMM
+constexpr int64_t kProbeNIn = 4096;
+
+// The kernel kernel_probe times for `type` on this build and CPU, as its
+// figures name it: the layout, the variant, and the kernels' revision.
+std::string probed_kernel(DType type) {
+  const bool packed = qgemm_repacks(type, kProbeNIn, kPackRows);
+  return std::string(packed ? "qgemm_packed_rows " : "qgemm_rows ") + std::string(qgemm_variant_name(active_cpu_isa())) +
+         " r" + std::to_string(kQgemmRevision);
+}
+
 // Decode-shaped (1 activation row) products over weights larger than the LLC,
 // every core working on the rows held by its own node; and a 512-row product
 // on a cache-sized matrix for prefill throughput.
 Status kernel_probe(HardwareProfile& p, const Topology& topo, DType type, const CalibrateOptions& o) {
-  constexpr int64_t kNIn = 4096;
+  constexpr int64_t kNIn = kProbeNIn;
   const auto row_bytes_opt = dtype_row_bytes(type, kNIn);
   if (!row_bytes_opt) return unsupported("no row size");
   const uint64_t row_bytes = *row_bytes_opt;
@@ -676,8 +686,7 @@ Status kernel_probe(HardwareProfile& p, const Topology& topo, DType type, const 
   if (dnnl_failed) return internal_error("kernel probe: oneDNN failed on the " + std::string(dtype_name(type)) + " prefill product");
 
   const std::string when = now_utc();
-  const std::string variant(qgemm_variant_name(active_cpu_isa()));
-  const std::string qgemm_kernel = (packed ? "qgemm_packed_rows " : "qgemm_rows ") + variant;
+  const std::string qgemm_kernel = probed_kernel(type);
   const std::string prefill_kernel = path == GemmPath::kNative
                                          ? qgemm_kernel
                                          : std::string(gemm_path_name(path)) + " (" + dnnl_cpu_isa() + ")";
@@ -699,12 +708,23 @@ Status kernel_probe(HardwareProfile& p, const Topology& topo, DType type, const 
                                      [&](const KernelRate& r) { return r.type == type; }),
                       p.cpu_kernels.end());
   p.cpu_kernels.push_back(k);
-  progress(o, "CPU kernel " + std::string(dtype_name(type)) + " (" + variant + "): decode " +
+  progress(o, "CPU kernel " + std::string(dtype_name(type)) + " (" + qgemm_kernel + "): decode " +
                   fmt("%.1f", k.decode_gbps.value) + " GB/s of weights, prefill " + fmt("%.1f", k.prefill_gops.value) +
                   " GOP/s (" + prefill_kernel + ")");
   return Status::ok();
 }
 #endif
+
+// Whether a cached rate for `k`'s type was measured on the kernel this build
+// would time (same layout, variant and revision); if not, it is stale.
+bool rate_is_current(const KernelRate& k) {
+#ifdef STRATA_HAVE_QGEMM
+  return k.decode_gbps.source.find("(" + probed_kernel(k.type) + ",") != std::string::npos;
+#else
+  (void)k;
+  return true;
+#endif
+}
 
 // Whether this build's kernel probe can measure weights of type t.
 bool kernel_probe_supports(DType t) {
@@ -829,11 +849,12 @@ Result<HardwareProfile> this_machine_profile(const CalibrateOptions& o) {
     auto cached = load_cached_profile(path, fp);
     if (cached.is_ok()) {
       progress(o, "using measurements cached in " + path + " (--recalibrate to measure again)");
-      // Kernel rates the cache lacks for the model's types: measured now, kept.
+      // Kernel rates the cache lacks for the model's types, or has from other
+      // kernels (an older build, another layout): measured now, kept.
       std::vector<DType> missing;
       for (DType t : o.kernel_types) {
         const bool have = std::any_of(cached.value().cpu_kernels.begin(), cached.value().cpu_kernels.end(),
-                                      [&](const KernelRate& k) { return k.type == t; });
+                                      [&](const KernelRate& k) { return k.type == t && rate_is_current(k); });
         if (!have && kernel_probe_supports(t)) missing.push_back(t);
       }
       if (missing.empty() || !o.probe_kernels) return cached;

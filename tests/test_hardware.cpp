@@ -607,6 +607,50 @@ TEST(Calibrate, QuickProbesMeasureThisMachine) {
   EXPECT_TRUE(!p->cpu_kernels.empty() || kernels_said);
 }
 
+// A cached kernel rate is kept only when it was measured on the kernel this
+// build would time; one from another build (another revision or layout) is
+// measured again, and the new figure replaces it in the cache.
+TEST(Calibrate, CachedRatesOfOtherKernelsAreMeasuredAgain) {
+  TempDir tmp;
+  auto detected = detect_hardware();
+  ASSERT_TRUE(detected.is_ok()) << detected.status().to_string();
+  const std::string path = tmp.path().string() + "/profile.json";
+  HardwareProfile old = *detected;
+  KernelRate stale;
+  stale.type = DType::kQ8_0;
+  stale.decode_gbps = {1.0, 0.9, 1.1, "measured 2026-01-01 00:00 UTC (qgemm_rows avx2, 1 row x 4096 inputs)"};
+  stale.prefill_gops = {2.0, 1.9, 2.1, "measured 2026-01-01 00:00 UTC (qgemm_rows avx2, 512 rows)"};
+  old.cpu_kernels = {stale};
+  ASSERT_TRUE(store_cached_profile(path, old).is_ok());
+
+  CalibrateOptions o;
+  o.quick = true;
+  o.profile_path = path;
+  o.probe_gpu = false;
+  o.progress = nullptr;
+  o.kernel_types = {DType::kQ8_0};
+  o.kernel_bytes = 16 << 20;
+  o.seconds_per_probe = 0.05;
+  o.min_runs = 2;
+  auto p = this_machine_profile(o);
+  ASSERT_TRUE(p.is_ok()) << p.status().to_string();
+  ASSERT_EQ(p->cpu_kernels.size(), 1u);
+  const KernelRate& k = p->cpu_kernels[0];
+  EXPECT_EQ(k.type, DType::kQ8_0);
+  EXPECT_EQ(k.decode_gbps.source.find("2026-01-01"), std::string::npos) << k.decode_gbps.source;
+  EXPECT_NE(k.decode_gbps.source.find(" r" + std::to_string(kQgemmRevision) + ","), std::string::npos)
+      << k.decode_gbps.source;
+
+  // Measured on this build's kernel: the next call keeps it, value and all.
+  HardwareProfile cur = *p;
+  cur.cpu_kernels[0].decode_gbps.value = 123.0;
+  ASSERT_TRUE(store_cached_profile(path, cur).is_ok());
+  auto again = this_machine_profile(o);
+  ASSERT_TRUE(again.is_ok()) << again.status().to_string();
+  ASSERT_EQ(again->cpu_kernels.size(), 1u);
+  EXPECT_EQ(again->cpu_kernels[0].decode_gbps.value, 123.0);
+}
+
 TEST(Calibrate, RejectsAProfileOfAnotherMachine) {
   auto other = load("epyc-9654-nps4-h100.yaml");
   ASSERT_TRUE(other.is_ok());
