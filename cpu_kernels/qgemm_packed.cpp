@@ -259,6 +259,19 @@ void unpack_rows(const uint8_t* src, int64_t nb, int64_t o_begin, int64_t o_end,
   }
 }
 
+// f.template operator()<B>() with B the GGUF block (Q8_0: eight of them)
+// whose 16 rows one packed block of type w holds.
+template <class F>
+void with_block_type(DType w, F&& f) {
+  switch (w) {
+    case DType::kQ4_K: f.template operator()<BlockQ4_K>(); break;
+    case DType::kQ5_K: f.template operator()<BlockQ5_K>(); break;
+    case DType::kQ6_K: f.template operator()<BlockQ6_K>(); break;
+    case DType::kIQ4_XS: f.template operator()<BlockIQ4_XS>(); break;
+    default: f.template operator()<Q8_0x8>(); break;
+  }
+}
+
 void check_range(DType w, int64_t n_in, int64_t o_begin, int64_t o_end) {
   STRATA_CHECK(packed_type(w) && n_in % kQK_K == 0);
   STRATA_CHECK(0 <= o_begin && o_begin <= o_end && o_begin % kPackRows == 0 && o_end % kPackRows == 0);
@@ -285,32 +298,18 @@ size_t qgemm_packed_bytes(DType w, int64_t n_in, int64_t n_rows) {
 
 void qgemm_pack(DType w_type, const void* w, int64_t n_in, int64_t o_begin, int64_t o_end, void* dst) {
   check_range(w_type, n_in, o_begin, o_end);
-  const auto* src = static_cast<const uint8_t*>(w);
-  auto* out = static_cast<uint8_t*>(dst);
-  const int64_t nb = n_in / kQK_K;
-  const size_t bytes = block_bytes(w_type);
-  switch (w_type) {
-    case DType::kQ4_K: pack_rows<BlockQ4_K>(src, nb, o_begin, o_end, bytes, out); break;
-    case DType::kQ5_K: pack_rows<BlockQ5_K>(src, nb, o_begin, o_end, bytes, out); break;
-    case DType::kQ6_K: pack_rows<BlockQ6_K>(src, nb, o_begin, o_end, bytes, out); break;
-    case DType::kIQ4_XS: pack_rows<BlockIQ4_XS>(src, nb, o_begin, o_end, bytes, out); break;
-    default: pack_rows<Q8_0x8>(src, nb, o_begin, o_end, bytes, out); break;
-  }
+  with_block_type(w_type, [&]<class B>() {
+    pack_rows<B>(static_cast<const uint8_t*>(w), n_in / kQK_K, o_begin, o_end, block_bytes(w_type),
+                 static_cast<uint8_t*>(dst));
+  });
 }
 
 void qgemm_unpack(DType w_type, const void* packed, int64_t n_in, int64_t o_begin, int64_t o_end, void* dst) {
   check_range(w_type, n_in, o_begin, o_end);
-  const auto* src = static_cast<const uint8_t*>(packed);
-  auto* out = static_cast<uint8_t*>(dst);
-  const int64_t nb = n_in / kQK_K;
-  const size_t bytes = block_bytes(w_type);
-  switch (w_type) {
-    case DType::kQ4_K: unpack_rows<BlockQ4_K>(src, nb, o_begin, o_end, bytes, out); break;
-    case DType::kQ5_K: unpack_rows<BlockQ5_K>(src, nb, o_begin, o_end, bytes, out); break;
-    case DType::kQ6_K: unpack_rows<BlockQ6_K>(src, nb, o_begin, o_end, bytes, out); break;
-    case DType::kIQ4_XS: unpack_rows<BlockIQ4_XS>(src, nb, o_begin, o_end, bytes, out); break;
-    default: unpack_rows<Q8_0x8>(src, nb, o_begin, o_end, bytes, out); break;
-  }
+  with_block_type(w_type, [&]<class B>() {
+    unpack_rows<B>(static_cast<const uint8_t*>(packed), n_in / kQK_K, o_begin, o_end, block_bytes(w_type),
+                   static_cast<uint8_t*>(dst));
+  });
 }
 
 }  // namespace strata
