@@ -15,6 +15,10 @@
 //     sc[8][16]            6-bit sub-block scale j of row r at sc[j][r]
 //     m[4][16][2]          mins of sub-blocks 2p and 2p+1 of row r at m[p][r]
 //     qs[8][4][16][4]      the quants as above
+//   Q5_K, 2880 bytes per block (2.3% more than the 16 GGUF blocks): Q4_K's
+//   2368 bytes, then
+//     qh[8][16][4]         the 5th bits: byte [j][r][t] holds that of quant
+//                          8c + 4u + t at bit 2c + u
 //   Q8_0, 4352 bytes per 256 elements (exactly the 128 GGUF blocks; rows
 //   must hold whole 256-element blocks):
 //     d[8][16]             f16 scale of 32-element block j of row r at d[j][r]
