@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 #include "cpu_kernels/qgemm_internal.h"
 
@@ -359,22 +360,21 @@ inline __m256i bit_to_4(__m256i h) {
 template <int NR, bool kAhead, bool kFifthBit = false>
 void packed_q4k_half(const uint8_t* grp, int half, const ActPack& x, int64_t r0, int64_t nb, float* out,
                      int64_t stride) {
-  using P = PackedQ4K;  // PackedQ5K shares these offsets
-  constexpr size_t kBlockBytes = kFifthBit ? PackedQ5K::kBytes : P::kBytes;
+  using P = std::conditional_t<kFifthBit, PackedQ5K, PackedQ4K>;
   const __m256i lo = _mm256_set1_epi8(0x0F);
   __m256 acc[NR], accm[NR];
   for (int i = 0; i < NR; ++i) acc[i] = _mm256_setzero_ps(), accm[i] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
-    const uint8_t* p = grp + b * kBlockBytes;
+    const uint8_t* p = grp + b * P::kBytes;
     __m256i isum[NR];
     for (int i = 0; i < NR; ++i) isum[i] = _mm256_setzero_si256();
     for (int j = 0; j < 8; ++j) {
-      if constexpr (kAhead) prefetch_step<kBlockBytes, 8>(p, j);
+      if constexpr (kAhead) prefetch_step<P::kBytes, 8>(p, j);
       const __m256i sc32 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + P::kSc + 16 * j + 8 * half)));
       const __m256i sc = _mm256_or_si256(sc32, _mm256_slli_epi32(sc32, 16));  // (scale, scale) per row
       const uint8_t* qs = p + P::kQs + 256 * j + 32 * half;
       __m256i h = _mm256_setzero_si256();
-      if constexpr (kFifthBit) h = loadu(p + PackedQ5K::kQh + 64 * j + 32 * half);
+      if constexpr (kFifthBit) h = loadu(p + P::kQh + 64 * j + 32 * half);
       for (int q = 0; q < 2; ++q) {  // quants 16q .. 16q + 15 are chunks 2q and 2q + 1
         const __m256i v0 = loadu(qs + 64 * (2 * q)), v1 = loadu(qs + 64 * (2 * q + 1));
         __m256i w0 = _mm256_and_si256(v0, lo), w1 = _mm256_and_si256(_mm256_srli_epi16(v0, 4), lo);

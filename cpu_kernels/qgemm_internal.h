@@ -132,18 +132,22 @@ struct PackedQ6K {
   static constexpr size_t kD = 0, kSc = 32, kQl = 288, kQh = 2336, kBytes = 3360;
 };
 // Q5_K: Q4_K's layout, then the 5th bits (qgemm_packed.h).
-struct PackedQ5K {
-  static constexpr size_t kD = 0, kDmin = 32, kSc = 64, kMin = 192, kQs = 320, kQh = 2368, kBytes = 2880;
+struct PackedQ5K : PackedQ4K {
+  static constexpr size_t kQh = PackedQ4K::kBytes, kBytes = kQh + 512;
 };
-static_assert(PackedQ5K::kD == PackedQ4K::kD && PackedQ5K::kDmin == PackedQ4K::kDmin &&
-              PackedQ5K::kSc == PackedQ4K::kSc && PackedQ5K::kMin == PackedQ4K::kMin &&
-              PackedQ5K::kQs == PackedQ4K::kQs && PackedQ5K::kQh == PackedQ4K::kBytes);
 struct PackedIQ4XS {
   static constexpr size_t kD = 0, kSc = 32, kQs = 192, kBytes = 2240;
 };
 struct PackedQ8_0 {
   static constexpr size_t kD = 0, kQs = 256, kBytes = 4352;
 };
+
+// Quant l (0..31) of row `lane` in one sub-block's nibble array of a packed
+// block (qgemm_packed.h: byte [l / 8][lane][l % 4], low nibble for l % 8 < 4).
+inline int packed_nibble(const uint8_t* qs, int lane, int l) {
+  const uint8_t byte = qs[64 * (l / 8) + 4 * lane + (l % 4)];
+  return (l % 8 < 4) ? (byte & 0xF) : (byte >> 4);
+}
 
 const KernelTable& scalar_kernels();
 const KernelTable& avx2_kernels();

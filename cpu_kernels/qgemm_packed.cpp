@@ -87,8 +87,7 @@ void unpack_k4(const uint8_t* p, int r, B& b) {
   }
   for (int j = 0; j < 8; ++j) {
     for (int l = 0; l < 32; ++l) {
-      const uint8_t byte = p[PackedQ4K::kQs + 256 * j + 64 * (l / 8) + 4 * r + (l % 4)];
-      const int q = (l % 8 < 4) ? (byte & 0xF) : (byte >> 4);
+      const int q = qgemm_detail::packed_nibble(p + PackedQ4K::kQs + 256 * j, r, l);
       uint8_t& dst = b.qs[32 * (j / 2) + l];
       dst = (j % 2) ? uint8_t((dst & 0x0F) | (q << 4)) : uint8_t((dst & 0xF0) | q);
     }
@@ -217,14 +216,10 @@ void unpack_block(const uint8_t* p, int r, BlockIQ4_XS& b) {
     const int ls = p[PackedIQ4XS::kSc + 16 * j + r];
     b.scales_l[j / 2] |= uint8_t((ls & 0xF) << (4 * (j % 2)));
     b.scales_h |= uint16_t((ls >> 4) << (2 * j));
-    uint8_t q[32];
-    for (int c = 0; c < 4; ++c) {
-      for (int t = 0; t < 4; ++t) {
-        const uint8_t byte = p[PackedIQ4XS::kQs + 256 * j + 64 * c + 4 * r + t];
-        q[8 * c + t] = byte & 0xF, q[8 * c + 4 + t] = byte >> 4;
-      }
+    const uint8_t* qs = p + PackedIQ4XS::kQs + 256 * j;
+    for (int l = 0; l < 16; ++l) {
+      b.qs[16 * j + l] = uint8_t(qgemm_detail::packed_nibble(qs, r, l) | (qgemm_detail::packed_nibble(qs, r, 16 + l) << 4));
     }
-    for (int l = 0; l < 16; ++l) b.qs[16 * j + l] = uint8_t(q[l] | (q[16 + l] << 4));
   }
 }
 

@@ -203,16 +203,16 @@ float packed_dot_k4(const uint8_t* grp, int lane, const ActPack& x, int64_t r, i
   const int16_t* xs = x.bsums(r);
   float sumf = 0.0f, summ = 0.0f;
   for (int64_t b = 0; b < nb; ++b, xq += kQK_K, xs += 16) {
-    const uint8_t* p = grp + b * (kFifthBit ? PackedQ5K::kBytes : PackedQ4K::kBytes);
+    using P = std::conditional_t<kFifthBit, PackedQ5K, PackedQ4K>;
+    const uint8_t* p = grp + b * P::kBytes;
     int32_t isum = 0, msum = 0;
     for (int j = 0; j < 8; ++j) {
       const int8_t* act = xq + 32 * kQ4KPairPos[j];
       int32_t s = 0;
       for (int l = 0; l < 32; ++l) {
-        const uint8_t byte = p[PackedQ4K::kQs + 256 * j + 64 * (l / 8) + 4 * lane + (l % 4)];
-        int q = (l % 8 < 4) ? (byte & 0xF) : (byte >> 4);
+        int q = packed_nibble(p + P::kQs + 256 * j, lane, l);
         if constexpr (kFifthBit) {
-          q |= ((p[PackedQ5K::kQh + 64 * j + 4 * lane + (l % 4)] >> (2 * (l / 8) + (l % 8) / 4)) & 1) << 4;
+          q |= ((p[P::kQh + 64 * j + 4 * lane + (l % 4)] >> (2 * (l / 8) + (l % 8) / 4)) & 1) << 4;
         }
         s += q * act[l];
       }
@@ -285,8 +285,7 @@ float packed_dot_iq4_xs(const uint8_t* grp, int lane, const ActPack& x, int64_t 
       const int8_t* lo = xq + 128 * (j / 4) + 16 * (j % 4);
       int32_t s = 0;
       for (int l = 0; l < 32; ++l) {
-        const uint8_t byte = p[PackedIQ4XS::kQs + 256 * j + 64 * (l / 8) + 4 * lane + (l % 4)];
-        const int v = kValuesIQ4NL[(l % 8 < 4) ? (byte & 0xF) : (byte >> 4)];
+        const int v = kValuesIQ4NL[packed_nibble(p + PackedIQ4XS::kQs + 256 * j, lane, l)];
         s += v * (l < 16 ? lo[l] : lo[64 + l - 16]);
       }
       isum += (p[PackedIQ4XS::kSc + 16 * j + lane] - 32) * s;
