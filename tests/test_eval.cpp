@@ -200,6 +200,21 @@ TEST(Bench, PromptAndGenerationOnATinyModel) {
   EXPECT_EQ(tg->name(), "tg4");
   EXPECT_GE(tg->stddev_tok_per_s(), 0.0);
   EXPECT_FALSE(bench_prompt(**model, 0, o).is_ok());
+  // Three sequences decode together: one forward pass of 3 tokens per step,
+  // and tokens/s counts all of them.
+  ForwardProfile one_seq = tg->profile;
+  EXPECT_EQ(one_seq.n_forward, 0);  // profiling was off
+  o.n_parallel = 3;
+  o.profile = true;
+  auto tg3 = bench_generation(**model, 4, o);
+  ASSERT_TRUE(tg3.is_ok()) << tg3.status().message();
+  EXPECT_EQ(tg3->name(), "tg4x3");
+  EXPECT_EQ(tg3->profile.n_forward, 2 * 4);
+  EXPECT_EQ(tg3->profile.n_tokens, 2 * 4 * 3);
+  ASSERT_EQ(tg3->seconds.size(), 2u);
+  EXPECT_DOUBLE_EQ(tg3->tok_per_s()[0], 12 / tg3->seconds[0]);
+  o.n_parallel = 0;
+  EXPECT_FALSE(bench_generation(**model, 4, o).is_ok());
   EXPECT_EQ(dominant_type((*model)->file()), "q8_0");
   EXPECT_GT(count_params((*model)->file()), 0u);
   std::filesystem::remove(path);

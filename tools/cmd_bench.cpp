@@ -28,6 +28,7 @@ struct BenchArgs {
   uint64_t seed = 1234;
   uint64_t probe_mib = 0;
   int probe_runs = 7;
+  std::vector<int32_t> parallel = {1};  // sequences of each tg test
   bool json_out = false;
   bool profile = false;
   ComputeArgs compute;
@@ -138,26 +139,39 @@ void run(const BenchArgs& a) {
   const std::string arch = f.get_string("general.architecture").value_or("?");
   const std::string model_name = arch + " " + fmt("%.2fB", double(n_params) / 1e9) + " " + dominant_type(f);
 
-  auto progress = [&](const char* what, int32_t n) {
-    if (!a.json_out) std::fprintf(stderr, "strata bench: %s%d, %d repetitions ...\n", what, n, a.n_rep);
-  };
   std::vector<BenchResult> results;
   if (a.n_prompt > 0) {
-    progress("pp", a.n_prompt);
+    if (!a.json_out) std::fprintf(stderr, "strata bench: pp%d, %d repetitions ...\n", a.n_prompt, a.n_rep);
     auto r = bench_prompt(m, a.n_prompt, o);
     if (!r.is_ok()) return fail(r.status());
     results.push_back(std::move(r.value()));
   }
-  if (a.n_gen > 0) {
-    progress("tg", a.n_gen);
+  for (int32_t n_seq : a.n_gen > 0 ? a.parallel : std::vector<int32_t>{}) {
+    o.n_parallel = n_seq;
+    if (!a.json_out) {
+      std::fprintf(stderr, "strata bench: tg%d with %d sequence%s, %d repetitions ...\n", a.n_gen, n_seq,
+                   n_seq > 1 ? "s" : "", a.n_rep);
+    }
     auto r = bench_generation(m, a.n_gen, o);
     if (!r.is_ok()) return fail(r.status());
     results.push_back(std::move(r.value()));
   }
 
-  // Generation reads the active bytes once per token; a prompt batch reads
-  // each weight once for many tokens, so no per-token byte figure fits it.
+  // Generation of one sequence reads the active bytes once per token; a
+  // prompt batch reads each weight once for many tokens, and sequences decoded
+  // together share the experts they both route to, so no per-token byte
+  // figure fits those.
+  auto per_token_bytes = [](const BenchResult& r) { return r.kind == BenchKind::kGeneration && r.n_parallel == 1; };
   auto gbps = [&](const BenchResult& r) { return r.mean_tok_per_s() * double(roles.active_bytes_per_token) / 1e9; };
+  // Aggregate tokens/s of S sequences against one sequence's.
+  auto speedup = [&](const BenchResult& r) -> double {
+    for (const BenchResult& one : results) {
+      if (one.kind == BenchKind::kGeneration && one.n_parallel == 1 && one.mean_tok_per_s() > 0) {
+        return r.mean_tok_per_s() / one.mean_tok_per_s();
+      }
+    }
+    return 0;
+  };
   if (a.json_out) {
     json j;
     j["model"] = {{"file", a.model},
@@ -184,18 +198,20 @@ void run(const BenchArgs& a) {
                 {"n_prompt", r.kind == BenchKind::kPrompt ? r.n_tokens : 0},
                 {"n_gen", r.kind == BenchKind::kGeneration ? r.n_tokens : 0},
                 {"n_batch", a.n_batch},
+                {"n_parallel", r.n_parallel},
                 {"repetitions", r.seconds.size()},
                 {"samples_s", r.seconds},
                 {"samples_ts", r.tok_per_s()},
                 {"avg_ts", r.mean_tok_per_s()},
                 {"stddev_ts", r.stddev_tok_per_s()}};
-      if (r.kind == BenchKind::kGeneration) {
+      if (per_token_bytes(r)) {
         t["gbps"] = gbps(r);
         t["pct_of_probe"] = probe->median_gbps > 0 ? 100 * gbps(r) / probe->median_gbps : 0.0;
       } else {
         t["gbps"] = nullptr;
         t["pct_of_probe"] = nullptr;
       }
+      if (r.n_parallel > 1 && speedup(r) > 0) t["speedup_over_one_sequence"] = speedup(r);
       if (a.profile) t["profile"] = profile_json(r, m);
       j["tests"].push_back(std::move(t));
     }
@@ -206,12 +222,18 @@ void run(const BenchArgs& a) {
   std::printf("| model | size | params | backend | test | t/s | active/tok | GB/s | %% of probe |\n");
   std::printf("| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |\n");
   for (const auto& r : results) {
-    const bool tg = r.kind == BenchKind::kGeneration;
+    const bool tg = per_token_bytes(r);
     std::printf("| %s | %s | %s | CPU | %s | %s | %s | %s | %s |\n", model_name.c_str(),
                 format_bytes(f.total_tensor_bytes()).c_str(), fmt("%.2f B", double(n_params) / 1e9).c_str(),
                 r.name().c_str(), fmt("%.2f ± %.2f", r.mean_tok_per_s(), r.stddev_tok_per_s()).c_str(),
                 tg ? format_bytes(roles.active_bytes_per_token).c_str() : "-", tg ? fmt("%.2f", gbps(r)).c_str() : "-",
                 tg && probe->median_gbps > 0 ? fmt("%.1f%%", 100 * gbps(r) / probe->median_gbps).c_str() : "-");
+  }
+  for (const auto& r : results) {
+    if (r.n_parallel > 1 && speedup(r) > 0) {
+      std::printf("\n%s: %d sequences together make %.2fx the tokens/s of one", r.name().c_str(), r.n_parallel,
+                  speedup(r));
+    }
   }
   std::printf("\nDRAM read probe: %.2f GB/s (median of %zu passes over %s, %d threads, %s loads)\n",
               probe->median_gbps, probe->gbps.size(), format_bytes(probe->buffer_bytes).c_str(), probe->n_threads,
@@ -234,6 +256,10 @@ void register_bench(CLI::App& app) {
   cmd->add_option("-r,--repetitions", a->n_rep, "Repetitions of each test (default 5)")->check(CLI::Range(1, 1000));
   cmd->add_option("-b,--batch-size", a->n_batch, "Prompt tokens per forward pass (default 512)")
       ->check(CLI::Range(1, 1 << 20));
+  cmd->add_option("-P,--parallel", a->parallel,
+                  "Sequences decoded together in the tg test, one or more (1,8 runs tg128 and tg128x8; default 1)")
+      ->delimiter(',')
+      ->check(CLI::Range(1, 4096));
   cmd->add_option("--seed", a->seed, "Seed of the random token ids (default 1234)");
   cmd->add_option("--probe-mib", a->probe_mib, "Bandwidth probe buffer in MiB (default: 4x last-level cache, >= 1 GiB)")
       ->check(CLI::Range(uint64_t(1), uint64_t(1) << 24));

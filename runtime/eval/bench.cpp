@@ -19,6 +19,9 @@ Status check_options(int32_t n, const BenchOptions& o, const Model& model) {
   if (n < 1) return invalid_argument("bench: expected at least 1 token per test, got " + std::to_string(n));
   if (o.n_rep < 1) return invalid_argument("bench: expected at least 1 repetition, got " + std::to_string(o.n_rep));
   if (o.n_batch < 1) return invalid_argument("bench: expected a batch of at least 1, got " + std::to_string(o.n_batch));
+  if (o.n_parallel < 1) {
+    return invalid_argument("bench: expected at least 1 parallel sequence, got " + std::to_string(o.n_parallel));
+  }
   if (model.hparams().n_vocab < 1) return invalid_argument("bench: the model has no vocabulary");
   return Status::ok();
 }
@@ -35,11 +38,14 @@ class ProfileScope {
 
 }  // namespace
 
-std::string BenchResult::name() const { return (kind == BenchKind::kPrompt ? "pp" : "tg") + std::to_string(n_tokens); }
+std::string BenchResult::name() const {
+  std::string s = (kind == BenchKind::kPrompt ? "pp" : "tg") + std::to_string(n_tokens);
+  return n_parallel > 1 ? s + "x" + std::to_string(n_parallel) : s;
+}
 
 std::vector<double> BenchResult::tok_per_s() const {
   std::vector<double> v;
-  for (double s : seconds) v.push_back(s > 0 ? double(n_tokens) / s : 0.0);
+  for (double s : seconds) v.push_back(s > 0 ? double(n_tokens) * double(n_parallel) / s : 0.0);
   return v;
 }
 
@@ -105,26 +111,29 @@ Result<BenchResult> bench_prompt(Model& model, int32_t n_prompt, const BenchOpti
 Result<BenchResult> bench_generation(Model& model, int32_t n_gen, const BenchOptions& o) {
   STRATA_RETURN_IF_ERROR(check_options(n_gen, o, model));
   const int32_t n_vocab = int32_t(model.hparams().n_vocab);
+  const int32_t n_seq = o.n_parallel;
   std::mt19937_64 rng(o.seed + 1);
   std::uniform_int_distribution<int32_t> pick(0, n_vocab - 1);
   BenchResult r;
   r.kind = BenchKind::kGeneration;
   r.n_tokens = n_gen;
-  KvCache cache = model.make_cache(1, uint32_t(n_gen));
+  r.n_parallel = n_seq;
+  KvCache cache = model.make_cache(uint32_t(n_seq), uint32_t(n_gen));
   Batch batch;
   ProfileScope scope(model, o.profile ? &r.profile : nullptr);
+  std::vector<int32_t> tok(static_cast<size_t>(n_seq));
   for (int32_t rep = 0; rep < o.n_rep; ++rep) {
     cache.clear_all();
-    int32_t tok = o.bos >= 0 ? o.bos : pick(rng);
+    for (auto& t : tok) t = o.bos >= 0 ? o.bos : pick(rng);
     double s = 0;
     for (int32_t i = 0; i < n_gen; ++i) {
       batch.clear();
-      batch.add(tok, 0, i, true);
+      for (int32_t q = 0; q < n_seq; ++q) batch.add(tok[size_t(q)], q, i, true);
       const auto t0 = Clock::now();
       STRATA_ASSIGN_OR_RETURN(Logits logits, model.forward(batch, cache));
       s += seconds_since(t0);
       (void)logits;
-      tok = pick(rng);
+      for (auto& t : tok) t = pick(rng);
     }
     r.seconds.push_back(s);
   }

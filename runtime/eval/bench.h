@@ -1,7 +1,8 @@
 // Throughput measurements in llama-bench's manner: pp<N> runs a prompt of N
 // random tokens (BOS first when the vocabulary adds one) from an empty cache
 // in batches, tg<N> decodes N random tokens one at a time from an empty
-// cache; each is repeated and reported as mean +/- sample standard deviation
+// cache, and tg<N>x<S> decodes S sequences together, one token of each per
+// forward pass, as a server's continuous batching does; each is repeated and reported as mean +/- sample standard deviation
 // of the per-repetition tokens per second.
 #pragma once
 
@@ -20,17 +21,19 @@ struct BenchOptions {
   int32_t bos = -1;       // first prompt token when >= 0
   uint64_t seed = 1234;   // random token ids
   bool profile = false;   // time the forward passes by category (BenchResult::profile)
+  int32_t n_parallel = 1; // sequences decoded together by bench_generation
 };
 
 enum class BenchKind { kPrompt, kGeneration };
 
 struct BenchResult {
   BenchKind kind = BenchKind::kPrompt;
-  int32_t n_tokens = 0;
+  int32_t n_tokens = 0;          // per sequence
+  int32_t n_parallel = 1;        // sequences decoded together
   std::vector<double> seconds;  // one per repetition
   ForwardProfile profile;       // summed over repetitions when BenchOptions::profile
-  std::string name() const;     // "pp512", "tg128"
-  std::vector<double> tok_per_s() const;
+  std::string name() const;     // "pp512", "tg128", "tg128x8"
+  std::vector<double> tok_per_s() const;  // all sequences' tokens together
   double mean_tok_per_s() const;
   double stddev_tok_per_s() const;  // sample standard deviation; 0 for one repetition
 };

@@ -72,6 +72,27 @@ def test_one_test_only(model):
     assert [t["test"] for t in json.loads(p.stdout)["tests"]] == ["tg4"]
 
 
+def test_parallel_sequences(model):
+    # -P 1,3: tg4 alone, then 3 sequences decoded together; the latter has no
+    # per-token byte figure (sequences share experts) but a speedup over one.
+    p = run("bench", "-m", model, "-p", 0, "-n", 4, "-r", 2, "-P", "1,3", "--probe-mib", 16, "--probe-runs", 1)
+    rows = [[c.strip() for c in l.strip("|").split("|")] for l in p.stdout.splitlines()[2:4]]
+    assert [r[4] for r in rows] == ["tg4", "tg4x3"], p.stdout
+    assert rows[1][6:] == ["-", "-", "-"] and float(rows[0][7]) > 0
+    m = re.search(r"tg4x3: 3 sequences together make ([\d.]+)x the tokens/s of one", p.stdout)
+    ts = [float(r[5].split()[0]) for r in rows]
+    assert m and float(m.group(1)) == pytest.approx(ts[1] / ts[0], rel=0.01, abs=0.01), p.stdout
+    j = json.loads(run("bench", "-m", model, "-p", 0, "-n", 2, "-r", 1, "-P", "2,1", "--json", "--profile",
+                       "--probe-mib", 16, "--probe-runs", 1).stdout)
+    two, one = j["tests"]
+    assert (two["test"], two["n_parallel"], one["test"], one["n_parallel"]) == ("tg2x2", 2, "tg2", 1)
+    assert two["gbps"] is None and one["gbps"] > 0 and "speedup_over_one_sequence" not in one
+    assert two["speedup_over_one_sequence"] == pytest.approx(two["avg_ts"] / one["avg_ts"])
+    assert two["profile"]["tokens"] == 4 and two["profile"]["forward_calls"] == 2
+    p = run("bench", "-m", model, "-P", "1,0", check=False)
+    assert p.returncode != 0 and "--parallel: Value 0 not in range 1 to 4096" in p.stderr, p.stderr
+
+
 def test_errors_are_one_line(model, tmp_path):
     for args, want in [(["-m", tmp_path / "missing.gguf"], "missing.gguf"),
                        (["-m", model, "-p", 0, "-n", 0], "expected -p or -n above 0")]:
