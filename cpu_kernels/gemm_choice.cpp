@@ -376,9 +376,14 @@ DnnlPrecision dnnl_precision_of(GemmPath p) {
 
 std::string describe(const GemmChoice& c) {
   char buf[256];
-  std::string rows = std::to_string(c.rows) + (c.rows >= kMaxBucketRows ? "+" : "-" + std::to_string(2 * c.rows - 1));
+  char rows[48];
+  if (c.rows >= kMaxBucketRows) {
+    std::snprintf(rows, sizeof rows, "%lld+", (long long)c.rows);
+  } else {
+    std::snprintf(rows, sizeof rows, "%lld-%lld", (long long)c.rows, 2 * (long long)c.rows - 1);
+  }
   std::snprintf(buf, sizeof buf, "%s %lldx%lld, %s rows: %s (", std::string(dtype_name(c.w_type)).c_str(),
-                (long long)c.n_in, (long long)c.n_out, rows.c_str(), gemm_path_name(c.path));
+                (long long)c.n_in, (long long)c.n_out, rows, gemm_path_name(c.path));
   std::string s = buf;
   auto add = [&](const char* name, double ms) {
     if (ms <= 0) return;

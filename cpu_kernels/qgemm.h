@@ -147,8 +147,8 @@ void qgemm_swiglu_rows_isa(CpuIsa isa, DType gate_type, const void* gate, DType 
 std::string_view qgemm_variant_name(CpuIsa isa);
 
 // Raised when a change to the kernels changes their speed (2: software
-// prefetch, packed Q5_K and IQ4_XS). Measured kernel rates carry it, so a
+// prefetch, packed Q5_K and IQ4_XS; 3: built at -O3). Measured kernel rates carry it, so a
 // profile cache made by an older build is measured again, not trusted.
-inline constexpr int kQgemmRevision = 2;
+inline constexpr int kQgemmRevision = 3;
 
 }  // namespace strata
