@@ -187,4 +187,10 @@ void act_pack_rows(ActPack& p, const float* x, int64_t x_stride, int64_t r_begin
   }
 }
 
+void act_pack_copy_row(ActPack& dst, int64_t r, const ActPack& src, int64_t s) {
+  STRATA_CHECK(dst.w_type_ == src.w_type_ && dst.n_in_ == src.n_in_ && dst.row_stride_ == src.row_stride_);
+  STRATA_CHECK(0 <= r && r < dst.n_rows_ && 0 <= s && s < src.n_rows_);
+  std::memcpy(dst.row(r), src.row(s), dst.row_stride_);
+}
+
 }  // namespace strata

@@ -80,6 +80,12 @@ class ActPack {
  private:
   friend void act_pack_prepare(ActPack& p, DType w_type, int64_t n_in, int64_t n_rows);
   friend void act_pack_rows(ActPack& p, const float* x, int64_t x_stride, int64_t r_begin, int64_t r_end);
+
+// Row r of dst becomes row s of src, prepared for the same weight type and
+// n_in (checked): the gather of a token prepared once into the group of each
+// expert it is routed to.
+void act_pack_copy_row(ActPack& dst, int64_t r, const ActPack& src, int64_t s);
+  friend void act_pack_copy_row(ActPack& dst, int64_t r, const ActPack& src, int64_t s);
   struct FreeDeleter {
     void operator()(uint8_t* p) const;
   };
@@ -109,6 +115,11 @@ void act_pack_prepare(ActPack& p, DType w_type, int64_t n_in, int64_t n_rows);
 // different threads at once. The result of a row depends only on its own
 // values (and is the same on every CPU path).
 void act_pack_rows(ActPack& p, const float* x, int64_t x_stride, int64_t r_begin, int64_t r_end);
+
+// Row r of dst becomes row s of src, prepared for the same weight type and
+// n_in (checked): the gather of a token prepared once into the group of each
+// expert it is routed to.
+void act_pack_copy_row(ActPack& dst, int64_t r, const ActPack& src, int64_t s);
 
 // y[r*y_stride + o] = W[o] . x[r] for o in [o_begin, o_end), every prepared row r.
 //   w_type: as prepared in x (x.w_type() == w_type, checked in debug builds).

@@ -149,6 +149,7 @@ class CpuExpertExecutor final : public ExpertExecutor {
   std::vector<int64_t> count_, fill_, order_, pos_of_pair_;
   std::vector<float> xg_, h_, u_, y_;
   std::vector<ActPack> x_gate_, x_up_, h_pack_;
+  ActPack tok_gate_, tok_up_;  // each token's activations prepared once, copied to its experts' groups
   std::vector<GemmPath> gu_path_, down_path_;  // per expert, this call
   std::vector<DnnlActs> x_dnnl_, h_dnnl_;      // for experts on oneDNN
   std::unique_ptr<std::atomic<int32_t>[]> left_;  // per expert: gate/up items not yet done
@@ -402,26 +403,35 @@ Status CpuExpertExecutor::run(const ExpertLayer& l, const ExpertRouting& r, floa
   } else {
     u_.resize(size_t(n_pairs * n_ff));
   }
-  // Pairs in grouped order, chunked; a chunk may span experts.
+  // A token routed to k experts on qgemm is prepared once, not k times.
+  const bool any_native = use_fast && std::any_of(gu_path_.begin(), gu_path_.begin() + n_expert, [&](GemmPath g) {
+    return g == GemmPath::kNative;
+  });
+  if (any_native) {
+    act_pack_prepare(tok_gate_, l.gate.type, n_embd, r.n_rows);
+    if (!share) act_pack_prepare(tok_up_, l.up.type, n_embd, r.n_rows);
+    for_range(r.n_rows, 4, [&](int64_t b, int64_t end) {
+      act_pack_rows(tok_gate_, r.x, n_embd, b, end);
+      if (!share) act_pack_rows(tok_up_, r.x, n_embd, b, end);
+    });
+  }
+  // Pairs in grouped order, chunked; a chunk may span experts. Groups on
+  // qgemm get the prepared rows; the others (oneDNN, the reference) and the
+  // fallback read the float rows.
   for_range(n_pairs, 16, [&](int64_t b, int64_t end) {
-    for (int64_t pos = b; pos < end; ++pos) {
-      const float* src = r.x + (order_[size_t(pos)] / r.n_used) * n_embd;
-      std::memcpy(xg_.data() + pos * n_embd, src, size_t(n_embd) * sizeof(float));
-    }
-    if (!use_fast) return;
-    // Prepare each expert's part of [b, end).
     int64_t e = std::upper_bound(count_.begin(), count_.end(), b) - count_.begin() - 1;
     for (int64_t pos = b; pos < end; ++e) {
       const int64_t stop = std::min(end, count_[size_t(e) + 1]);
-      if (stop <= pos) continue;
-      if (gu_path_[size_t(e)] != GemmPath::kNative) {  // oneDNN reads whole groups: prepared below
-        pos = stop;
-        continue;
+      const bool native = use_fast && gu_path_[size_t(e)] == GemmPath::kNative;
+      for (; pos < stop; ++pos) {
+        const int64_t tok = order_[size_t(pos)] / r.n_used;
+        if (!native) {
+          std::memcpy(xg_.data() + pos * n_embd, r.x + tok * n_embd, size_t(n_embd) * sizeof(float));
+          continue;
+        }
+        act_pack_copy_row(x_gate_[size_t(e)], pos - begin_of(e), tok_gate_, tok);
+        if (!share) act_pack_copy_row(x_up_[size_t(e)], pos - begin_of(e), tok_up_, tok);
       }
-      const float* xe = xg_.data() + begin_of(e) * n_embd;
-      act_pack_rows(x_gate_[size_t(e)], xe, n_embd, pos - begin_of(e), stop - begin_of(e));
-      if (!share) act_pack_rows(x_up_[size_t(e)], xe, n_embd, pos - begin_of(e), stop - begin_of(e));
-      pos = stop;
     }
   });
 
