@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -250,6 +251,45 @@ TEST(QgemmApi, ActPackReuseAndContents) {
   EXPECT_EQ(p.capacity_bytes(), cap);
   act_pack_prepare(p, DType::kF32, 64, 4);
   EXPECT_EQ(p.capacity_bytes(), cap);
+}
+
+// Every value is round-half-even(x * (127 / amax)) (the clone for this CPU
+// of the vectorized quantizer against a plain float computation), a block
+// holding a NaN or an infinity comes out zero with d = 0, and a copied row
+// equals its source row.
+TEST(QgemmApi, ActPackQuantizesExactlyAndCopiesRows) {
+  constexpr int kN = 512;
+  Xoshiro256 rng(7);
+  std::vector<float> x(size_t(3) * kN);
+  for (float& v : x) v = float(uniform(rng, -4, 4));
+  x[5] = -0.0f;
+  x[6] = 127.0f / 254.0f * 4.0f;  // ties and near-ties land on .5 when amax is 4
+  x[7] = 4.0f;
+  x[kN + 300] = std::numeric_limits<float>::quiet_NaN();     // row 1, block 1
+  x[2 * kN + 10] = -std::numeric_limits<float>::infinity();  // row 2, block 0
+  ActPack p;
+  act_pack_prepare(p, DType::kQ6_K, kN, 3);
+  act_pack_rows(p, x.data(), kN, 0, 3);
+  for (int64_t r = 0; r < 3; ++r) {
+    for (int b = 0; b < 2; ++b) {
+      const float* xb = x.data() + r * kN + b * 256;
+      const bool finite = std::all_of(xb, xb + 256, [](float v) { return std::isfinite(v); });
+      float amax = 0;
+      for (int i = 0; i < 256; ++i) amax = std::max(amax, std::fabs(xb[i]));
+      EXPECT_EQ(p.d(r)[b], finite ? amax / 127.0f : 0.0f) << "row " << r << " block " << b;
+      const float id = 127.0f / amax;
+      for (int i = 0; i < 256; ++i) {
+        const int want = finite ? int(std::nearbyint(xb[i] * id)) : 0;
+        ASSERT_EQ(p.q(r)[b * 256 + i], want) << "row " << r << " block " << b << " at " << i;
+      }
+    }
+  }
+  ActPack c;
+  act_pack_prepare(c, DType::kQ6_K, kN, 2);
+  act_pack_copy_row(c, 1, p, 0);
+  EXPECT_EQ(std::memcmp(c.q(1), p.q(0), kN), 0);
+  EXPECT_EQ(std::memcmp(c.d(1), p.d(0), 2 * sizeof(float)), 0);
+  EXPECT_EQ(std::memcmp(c.bsums(1), p.bsums(0), 32 * sizeof(int16_t)), 0);
 }
 
 TEST(CpuIsa, OverridesAndErrors) {
