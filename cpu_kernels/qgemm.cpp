@@ -69,10 +69,7 @@ void swiglu(const KernelTable& t, bool packed, DType gate_type, const void* gate
       run(t, packed, gate_type, gate, n_in, o0, o1, x_gate, r0, r1, g, kOut);
       run(t, packed, up_type, up, n_in, o0, o1, x_up, r0, r1, u, kOut);
       for (int64_t r = r0; r < r1; ++r) {
-        for (int64_t o = o0; o < o1; ++o) {
-          const int64_t i = (r - r0) * kOut + (o - o0);
-          h[r * h_stride + o] = silu(g[i]) * u[i];
-        }
+        strata::swiglu(g + (r - r0) * kOut, u + (r - r0) * kOut, h + r * h_stride + o0, o1 - o0);
       }
     }
   }

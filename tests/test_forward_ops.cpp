@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -152,6 +153,27 @@ TEST(ForwardOps, SoftmaxMatchesDoubleOnEveryLength) {
         ASSERT_NEAR(y[i], want, 5e-7 * want + 1e-37) << "n " << n << " at " << i << " score " << x[i];
       }
     }
+  }
+}
+
+// SiLU against x / (1 + e^-x) in double over the range a model's gates take
+// and beyond; swiglu() is silu(gate) * up exactly, on every length.
+TEST(ForwardOps, SiluMatchesDoubleAndSwigluUsesIt) {
+  std::vector<float> x;
+  for (float v = -120.0f; v <= 120.0f; v += 0.0137f) x.push_back(v);
+  for (float v : {0.0f, -0.0f, 1e-30f, -1e-30f, 88.0f, -88.0f, 1e30f, -1e30f}) x.push_back(v);
+  for (float v : x) {
+    const double want = double(v) / (1.0 + std::exp(-double(v)));
+    ASSERT_NEAR(silu(v), want, 4e-7 * std::fabs(want) + 1e-35) << "x " << v;  // 0 below x = -87.3
+  }
+  EXPECT_TRUE(std::isnan(silu(std::numeric_limits<float>::quiet_NaN())));
+  EXPECT_EQ(silu(-std::numeric_limits<float>::infinity()), 0.0f);
+  EXPECT_EQ(silu(std::numeric_limits<float>::infinity()), std::numeric_limits<float>::infinity());
+  for (int64_t n : {1, 5, 16, 17, 1001}) {
+    const std::vector<float> g = randn(size_t(n), 5, 4.0f), u = randn(size_t(n), 6);
+    std::vector<float> out(static_cast<size_t>(n));
+    swiglu(g.data(), u.data(), out.data(), n);
+    for (int64_t i = 0; i < n; ++i) ASSERT_EQ(out[size_t(i)], silu(g[size_t(i)]) * u[size_t(i)]) << "n " << n;
   }
 }
 
