@@ -80,11 +80,6 @@ class ActPack {
  private:
   friend void act_pack_prepare(ActPack& p, DType w_type, int64_t n_in, int64_t n_rows);
   friend void act_pack_rows(ActPack& p, const float* x, int64_t x_stride, int64_t r_begin, int64_t r_end);
-
-// Row r of dst becomes row s of src, prepared for the same weight type and
-// n_in (checked): the gather of a token prepared once into the group of each
-// expert it is routed to.
-void act_pack_copy_row(ActPack& dst, int64_t r, const ActPack& src, int64_t s);
   friend void act_pack_copy_row(ActPack& dst, int64_t r, const ActPack& src, int64_t s);
   struct FreeDeleter {
     void operator()(uint8_t* p) const;
@@ -158,8 +153,9 @@ void qgemm_swiglu_rows_isa(CpuIsa isa, DType gate_type, const void* gate, DType 
 std::string_view qgemm_variant_name(CpuIsa isa);
 
 // Raised when a change to the kernels changes their speed (2: software
-// prefetch, packed Q5_K and IQ4_XS; 3: built at -O3). Measured kernel rates carry it, so a
-// profile cache made by an older build is measured again, not trusted.
+// prefetch, packed Q5_K and IQ4_XS; 3: built at -O3). Measured kernel rates
+// carry it, so a profile cache made by an older build is measured again, not
+// trusted.
 inline constexpr int kQgemmRevision = 3;
 
 }  // namespace strata

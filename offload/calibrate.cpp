@@ -17,6 +17,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
@@ -38,6 +39,8 @@
 #include "cpu_kernels/qgemm.h"
 #include "cpu_kernels/qgemm_packed.h"
 #include "cpu_kernels/quant_ref.h"
+#include "runtime/base/half.h"
+#include "runtime/base/quant_blocks.h"
 #endif
 #ifdef STRATA_HAVE_CUDA
 #include <cuda_runtime.h>
@@ -568,6 +571,24 @@ std::string probed_kernel(DType type) {
          " r" + std::to_string(kQgemmRevision);
 }
 
+// The weight row a kernel probe multiplies: x quantized where this build has
+// a quantizer for the type; else (IQ4_XS) random quants and scales under a
+// block scale of 1/64: the kernels' speed does not depend on the values, only
+// on their being finite.
+Status probe_row(DType type, const std::vector<float>& x, uint64_t seed, std::vector<uint8_t>& row) {
+  if (can_quantize(type)) return quantize_row_ref(type, x.data(), row.data(), int64_t(x.size()));
+  if (type != DType::kIQ4_XS) return unsupported("no quantizer for " + std::string(dtype_name(type)));
+  for (uint8_t& b : row) {
+    seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
+    b = static_cast<uint8_t>(seed >> 24);
+  }
+  const uint16_t d = f32_to_f16(1.0f / 64);
+  for (size_t off = 0; off + sizeof(BlockIQ4_XS) <= row.size(); off += sizeof(BlockIQ4_XS)) {
+    std::memcpy(row.data() + off + offsetof(BlockIQ4_XS, d), &d, sizeof d);
+  }
+  return Status::ok();
+}
+
 // Decode-shaped (1 activation row) products over weights larger than the LLC,
 // every core working on the rows held by its own node; and a 512-row product
 // on a cache-sized matrix for prefill throughput.
@@ -583,7 +604,7 @@ Status kernel_probe(HardwareProfile& p, const Topology& topo, DType type, const 
     v = static_cast<float>(static_cast<int64_t>(seed % 2001) - 1000) / 1000.0f;
   }
   std::vector<uint8_t> row(row_bytes);
-  STRATA_RETURN_IF_ERROR(quantize_row_ref(type, x.data(), row.data(), kNIn));
+  STRATA_RETURN_IF_ERROR(probe_row(type, x, seed, row));
   // The layout the runtime computes on: repacked 16-row groups where this
   // CPU path has a packed kernel for the type (qgemm_packed.h), else rows as
   // the file has them. Weights are laid out in units of one or the other;
@@ -729,7 +750,7 @@ bool rate_is_current(const KernelRate& k) {
 // Whether this build's kernel probe can measure weights of type t.
 bool kernel_probe_supports(DType t) {
 #ifdef STRATA_HAVE_QGEMM
-  return qgemm_supports(t) && can_quantize(t);
+  return qgemm_supports(t) && (can_quantize(t) || t == DType::kIQ4_XS);
 #else
   (void)t;
   return false;

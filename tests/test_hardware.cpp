@@ -8,6 +8,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -15,6 +16,7 @@
 
 #include "cpu_kernels/cpu_isa.h"
 #include "cpu_kernels/qgemm_packed.h"
+#include "cpu_kernels/quant_ref.h"
 #include "offload/calibrate.h"
 #include "offload/hardware_detect.h"
 #include "offload/hardware_file.h"
@@ -649,6 +651,34 @@ TEST(Calibrate, CachedRatesOfOtherKernelsAreMeasuredAgain) {
   ASSERT_TRUE(again.is_ok()) << again.status().to_string();
   ASSERT_EQ(again->cpu_kernels.size(), 1u);
   EXPECT_EQ(again->cpu_kernels[0].decode_gbps.value, 123.0);
+}
+
+// IQ4_XS has no quantizer in this build; its rates are measured on random
+// blocks all the same, so a plan of an IQ4_XS model assumes nothing.
+TEST(Calibrate, TypesWithoutAQuantizerAreMeasured) {
+  ASSERT_FALSE(can_quantize(DType::kIQ4_XS));
+  auto detected = detect_hardware();
+  ASSERT_TRUE(detected.is_ok()) << detected.status().to_string();
+  CalibrateOptions o;
+  o.quick = true;
+  o.use_cache = false;
+  o.probe_gpu = false;
+  o.probe_dram = false;
+  o.probe_storage = false;
+  o.progress = nullptr;
+  o.kernel_types = {DType::kIQ4_XS};
+  o.kernel_bytes = 16 << 20;
+  o.seconds_per_probe = 0.05;
+  o.min_runs = 2;
+  auto p = calibrate(*detected, o);
+  ASSERT_TRUE(p.is_ok()) << p.status().to_string();
+  const auto it = std::find_if(p->cpu_kernels.begin(), p->cpu_kernels.end(),
+                               [](const KernelRate& k) { return k.type == DType::kIQ4_XS; });
+  ASSERT_NE(it, p->cpu_kernels.end());
+  EXPECT_TRUE(starts_with(it->decode_gbps.source, "measured ")) << it->decode_gbps.source;
+  EXPECT_GT(it->decode_gbps.value, 0.0);
+  EXPECT_GT(it->prefill_gops.value, 0.0);
+  for (const std::string& a : p->assumptions) EXPECT_EQ(a.find("iq4_xs"), std::string::npos) << a;
 }
 
 TEST(Calibrate, RejectsAProfileOfAnotherMachine) {
