@@ -3,7 +3,6 @@
 // subtracted, and SiLU through e^-|x|.
 #pragma once
 
-#include <algorithm>
 #include <cstdint>
 #include <cstring>
 
@@ -12,7 +11,7 @@ namespace strata {
 // exp(x) for x <= 0 within about 2 ulp; 0 below -87.3 (where 2^n would leave
 // the normal range), which includes -inf; NaN stays NaN. x = n ln2 + r with
 // |r| <= ln2 / 2, ln2 in two parts so n ln2 is exact, and exp(r) = 1 + r +
-// r^2 p(r) with a degree-5 minimax p. Callers build without FMA contraction,
+// r^2 p(r) with a degree-5 polynomial p. Callers build without FMA contraction,
 // so every compiled copy rounds alike.
 inline float exp_nonpositive(float x) {
   const float xc = x < -87.3f ? -87.3f : x;  // NaN passes through

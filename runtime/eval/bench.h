@@ -2,8 +2,9 @@
 // random tokens (BOS first when the vocabulary adds one) from an empty cache
 // in batches, tg<N> decodes N random tokens one at a time from an empty
 // cache, and tg<N>x<S> decodes S sequences together, one token of each per
-// forward pass, as a server's continuous batching does; each is repeated and reported as mean +/- sample standard deviation
-// of the per-repetition tokens per second.
+// forward pass, as a server's continuous batching does. Each is repeated and
+// reported as mean +/- sample standard deviation of the per-repetition tokens
+// per second.
 #pragma once
 
 #include <cstdint>
@@ -21,15 +22,15 @@ struct BenchOptions {
   int32_t bos = -1;       // first prompt token when >= 0
   uint64_t seed = 1234;   // random token ids
   bool profile = false;   // time the forward passes by category (BenchResult::profile)
-  int32_t n_parallel = 1; // sequences decoded together by bench_generation
+  int32_t n_parallel = 1;  // sequences decoded together by bench_generation
 };
 
 enum class BenchKind { kPrompt, kGeneration };
 
 struct BenchResult {
   BenchKind kind = BenchKind::kPrompt;
-  int32_t n_tokens = 0;          // per sequence
-  int32_t n_parallel = 1;        // sequences decoded together
+  int32_t n_tokens = 0;         // per sequence
+  int32_t n_parallel = 1;       // sequences decoded together
   std::vector<double> seconds;  // one per repetition
   ForwardProfile profile;       // summed over repetitions when BenchOptions::profile
   std::string name() const;     // "pp512", "tg128", "tg128x8"
