@@ -13,6 +13,8 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <utility>
+#include <vector>
 
 #include "cpu_kernels/cpu_isa.h"
 #include "cpu_kernels/qgemm_packed.h"
@@ -609,6 +611,20 @@ TEST(Calibrate, QuickProbesMeasureThisMachine) {
   EXPECT_TRUE(!p->cpu_kernels.empty() || kernels_said);
 }
 
+// Quick, silent probes of the given kernel types on small weights (no GPU),
+// short enough for a busy 2-core machine.
+CalibrateOptions quick_kernel_probes(std::vector<DType> types) {
+  CalibrateOptions o;
+  o.quick = true;
+  o.probe_gpu = false;
+  o.progress = nullptr;
+  o.kernel_types = std::move(types);
+  o.kernel_bytes = 16 << 20;
+  o.seconds_per_probe = 0.05;
+  o.min_runs = 2;
+  return o;
+}
+
 // A cached kernel rate is kept only when it was measured on the kernel this
 // build would time; one from another build (another revision or layout) is
 // measured again, and the new figure replaces it in the cache.
@@ -625,15 +641,8 @@ TEST(Calibrate, CachedRatesOfOtherKernelsAreMeasuredAgain) {
   old.cpu_kernels = {stale};
   ASSERT_TRUE(store_cached_profile(path, old).is_ok());
 
-  CalibrateOptions o;
-  o.quick = true;
+  CalibrateOptions o = quick_kernel_probes({DType::kQ8_0});
   o.profile_path = path;
-  o.probe_gpu = false;
-  o.progress = nullptr;
-  o.kernel_types = {DType::kQ8_0};
-  o.kernel_bytes = 16 << 20;
-  o.seconds_per_probe = 0.05;
-  o.min_runs = 2;
   auto p = this_machine_profile(o);
   ASSERT_TRUE(p.is_ok()) << p.status().to_string();
   ASSERT_EQ(p->cpu_kernels.size(), 1u);
@@ -659,17 +668,10 @@ TEST(Calibrate, TypesWithoutAQuantizerAreMeasured) {
   ASSERT_FALSE(can_quantize(DType::kIQ4_XS));
   auto detected = detect_hardware();
   ASSERT_TRUE(detected.is_ok()) << detected.status().to_string();
-  CalibrateOptions o;
-  o.quick = true;
+  CalibrateOptions o = quick_kernel_probes({DType::kIQ4_XS});
   o.use_cache = false;
-  o.probe_gpu = false;
   o.probe_dram = false;
   o.probe_storage = false;
-  o.progress = nullptr;
-  o.kernel_types = {DType::kIQ4_XS};
-  o.kernel_bytes = 16 << 20;
-  o.seconds_per_probe = 0.05;
-  o.min_runs = 2;
   auto p = calibrate(*detected, o);
   ASSERT_TRUE(p.is_ok()) << p.status().to_string();
   const auto it = std::find_if(p->cpu_kernels.begin(), p->cpu_kernels.end(),
