@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "cpu_kernels/qgemm.h"
+#include "cpu_kernels/nearest_int.h"
 #include "cpu_kernels/qgemm_internal.h"
 #include "runtime/base/check.h"
 #include "runtime/base/half.h"
@@ -21,17 +22,6 @@ constexpr size_t kAlign = 64;
 size_t round_up(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 
 int act_block(ActFormat f) { return f == ActFormat::kQ8K ? kQK_K : f == ActFormat::kQ8_32 ? 32 : 1; }
-
-// Round to nearest, ties to even, for |v| < 2^22: adding 1.5 * 2^23 leaves
-// the integer in the low mantissa bits (ggml's nearest_int trick); exact and
-// independent of the FP environment's rounding-mode setting for the result
-// type used here.
-inline int nearest_int(float v) {
-  const float t = v + 12582912.0f;
-  int32_t i;
-  std::memcpy(&i, &t, 4);
-  return (i & 0x007fffff) - 0x00400000;
-}
 
 // Natural element index of position p inside one ordered group of `n` values
 // (a 256-block, or one or two 32-blocks for q4_0).

@@ -9,7 +9,8 @@
 namespace strata {
 
 // x * sigmoid(x) through e = e^-|x| (exp_poly.h), so loops over it vectorize:
-// sigmoid(x) = 1 / (1 + e) for x >= 0 and e / (1 + e) below; -0 below -87.3.
+// sigmoid(x) = 1 / (1 + e) for x >= 0 and e / (1 + e) below; -0 below
+// kExpPolyMin.
 inline float silu(float x) {
   const float e = exp_nonpositive(-std::fabs(x));
   const float s = 1.0f / (1.0f + e);
@@ -17,7 +18,7 @@ inline float silu(float x) {
   // over it vectorize. NaN stays NaN.
   const float xe = x * e;
   const float y = (x >= 0.0f ? x : xe) * s;
-  return x < -87.3f ? -0.0f : y;  // e = 0 there (exp_poly.h), and x e would be NaN at -inf
+  return x < kExpPolyMin ? -0.0f : y;  // e = 0 there, and x e would be NaN at -inf
 }
 inline float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
 

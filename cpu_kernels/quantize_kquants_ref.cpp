@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "cpu_kernels/nearest_int.h"
 #include "cpu_kernels/quant_ref_internal.h"
 #include "runtime/base/half.h"
 
@@ -34,15 +35,6 @@ float largest_magnitude(const float* v, int n) {
 
 inline int imin(int a, int b) { return a < b ? a : b; }
 inline int imax(int a, int b) { return a > b ? a : b; }
-
-// Round to nearest, ties to even, by adding 1.5 * 2^23: the float's mantissa
-// then holds the integer. Valid for |x| <= 2^22 - 1 (far above any code here).
-inline int nearest_int(float x) {
-  const float v = x + 12582912.0f;
-  int i;
-  std::memcpy(&i, &v, sizeof(int));
-  return (i & 0x007fffff) - 0x00400000;
-}
 
 // Symmetric codes L in [0, 2*nmax) for x ~ scale * (L - nmax), weights x^2
 // (rmse_type 1, the only one the reference quantizers use), trying 18 scales
