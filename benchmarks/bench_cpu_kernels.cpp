@@ -15,7 +15,7 @@
 //   prefill/<type>/<path>/<n_in>x<n_out>/rows:512/threads:T
 //     GOP/s (2 ops per multiply-add) and pct_peak, the share of a register-only
 //     throughput probe for the instruction the path's kernel is built on
-//     (vpdpbusd/vpdpwssd, vpmaddubsw+vpmaddwd, FMA, vdpbf16ps) times T.
+//     (vpdpbusd/vpdpwssd on zmm or, with AVX-VNNI, ymm; vpmaddubsw; FMA; vdpbf16ps) times T.
 //   decode|peak|prefill/q4_k/<path>+packed/...
 //     the same on weights repacked to the interleaved layout of
 //     qgemm_packed.h (GB/s counts the packed bytes, 2.8% more).
@@ -330,17 +330,26 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) void loop_vnni(int64_t n,
   STRATA_CHAINS(__m512i, _mm512_setzero_si512(), STEP, "v", _mm512_add_epi32)
 #undef STEP
 }
+// Without VNNI the multiplies are vpmaddubsw alone: the kernels add several
+// of its 16-bit pair sums before one vpmaddwd widens them (qgemm_avx2.cpp),
+// so a probe that paid a vpmaddwd per vpmaddubsw would halve the peak. The
+// chain's own bytes are the unsigned operand: a constant one would let the
+// compiler hoist the multiplies out of the loop.
 __attribute__((target("avx512f,avx512bw"))) void loop_avx512_int8(int64_t n, __m512i* out) {
-  // The chain's own bytes are the unsigned operand: a constant one would let
-  // the compiler hoist the multiplies out of the loop.
-  const __m512i s = _mm512_set1_epi8(-2), one = _mm512_set1_epi16(1);
-#define STEP(v) _mm512_add_epi32(v, _mm512_madd_epi16(_mm512_maddubs_epi16(v, s), one))
-  STRATA_CHAINS(__m512i, _mm512_setzero_si512(), STEP, "v", _mm512_add_epi32)
+  const __m512i s = _mm512_set1_epi8(-2);
+#define STEP(v) _mm512_maddubs_epi16(v, s)
+  STRATA_CHAINS(__m512i, _mm512_setzero_si512(), STEP, "v", _mm512_add_epi16)
 #undef STEP
 }
 __attribute__((target("avx2"))) void loop_avx2_int8(int64_t n, __m256i* out) {
-  const __m256i s = _mm256_set1_epi8(-2), one = _mm256_set1_epi16(1);
-#define STEP(v) _mm256_add_epi32(v, _mm256_madd_epi16(_mm256_maddubs_epi16(v, s), one))
+  const __m256i s = _mm256_set1_epi8(-2);
+#define STEP(v) _mm256_maddubs_epi16(v, s)
+  STRATA_CHAINS(__m256i, _mm256_setzero_si256(), STEP, "x", _mm256_add_epi16)
+#undef STEP
+}
+__attribute__((target("avx2,avxvnni"))) void loop_avx_vnni(int64_t n, __m256i* out) {
+  const __m256i u = _mm256_set1_epi8(3), s = _mm256_set1_epi8(-2);
+#define STEP(v) _mm256_dpbusd_avx_epi32(v, u, s)
   STRATA_CHAINS(__m256i, _mm256_setzero_si256(), STEP, "x", _mm256_add_epi32)
 #undef STEP
 }
@@ -385,6 +394,9 @@ double peak_macs(CpuIsa isa, DType t) {
     } else if (wide) {
       sec = time_loop([&](int64_t k) { loop_avx512_int8(k, reinterpret_cast<__m512i*>(sink)); }, n);
       macs_per_iter = 12 * 64;
+    } else if (f.avx_vnni) {  // the AVX2 path's packed tiles run on it (qgemm_avxvnni.cpp)
+      sec = time_loop([&](int64_t k) { loop_avx_vnni(k, reinterpret_cast<__m256i*>(sink)); }, n);
+      macs_per_iter = 12 * 32;
     } else {
       sec = time_loop([&](int64_t k) { loop_avx2_int8(k, reinterpret_cast<__m256i*>(sink)); }, n);
       macs_per_iter = 12 * 32;

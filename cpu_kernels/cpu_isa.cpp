@@ -100,8 +100,33 @@ int env_override() {
 
 }  // namespace
 
+CpuFeatures disable_cpu_features(CpuFeatures f, std::string_view names, std::string* unknown) {
+  while (!names.empty()) {
+    const size_t comma = names.find(',');
+    const std::string_view n = names.substr(0, comma);
+    names = comma == std::string_view::npos ? std::string_view() : names.substr(comma + 1);
+    if (n == "avx_vnni") {
+      f.avx_vnni = false;
+    } else if (n == "avx512_vnni") {
+      f.avx512_vnni = false;
+    } else if (n == "avx512_bf16") {
+      f.avx512_bf16 = false;
+    } else if (n == "amx") {
+      f.amx_int8 = f.amx_bf16 = false;
+    } else if (!n.empty()) {
+      if (!unknown->empty()) unknown->push_back(',');
+      unknown->append(n);
+    }
+  }
+  return f;
+}
+
 CpuFeatures detect_cpu_features() {
-  static const CpuFeatures f = detect_uncached();
+  static const CpuFeatures f = [] {
+    const char* e = std::getenv("STRATA_CPU_DISABLE");
+    std::string unknown;  // the tools report these (model_options)
+    return disable_cpu_features(detect_uncached(), e ? e : "", &unknown);
+  }();
   return f;
 }
 

@@ -29,8 +29,17 @@ struct CpuFeatures {
   bool amx_bf16 = false;
 };
 
-// Detected once (thread-safe) and cached.
+// Detected once (thread-safe) and cached, less the extensions named in the
+// environment variable STRATA_CPU_DISABLE (read then; see
+// disable_cpu_features; unknown names are ignored here), so that a machine
+// can run the variants a CPU without them would: STRATA_CPU_DISABLE=avx_vnni
+// gives the plain AVX2 tiles.
 CpuFeatures detect_cpu_features();
+
+// f without the extensions in `names`, a comma-separated list of avx_vnni,
+// avx512_vnni, avx512_bf16 and amx (AMX int8 and bf16 together). Unknown
+// names are appended to *unknown (comma-separated) and otherwise ignored.
+CpuFeatures disable_cpu_features(CpuFeatures f, std::string_view names, std::string* unknown);
 
 // Best path this machine supports.
 CpuIsa best_cpu_isa();

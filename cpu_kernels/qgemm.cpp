@@ -20,7 +20,7 @@ using qgemm_detail::KernelTable;
 const KernelTable& qgemm_detail::kernel_table(CpuIsa isa) {
   switch (isa) {
     case CpuIsa::kScalar: return qgemm_detail::scalar_kernels();
-    case CpuIsa::kAvx2: return qgemm_detail::avx2_kernels();
+    case CpuIsa::kAvx2: return qgemm_detail::avx2_kernels(detect_cpu_features().avx_vnni);
     case CpuIsa::kAvx512:
     case CpuIsa::kAmx: {
       const CpuFeatures f = detect_cpu_features();

@@ -19,7 +19,7 @@ namespace {
 
 inline float half_to_float(const uint8_t* p) { return _cvtsh_ss(load_u16(p)); }
 
-inline __m256i loadu(const void* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+#include "cpu_kernels/qgemm_avx2_packed.inc"
 
 inline __m256i dot_scaled(__m256i acc, __m256i wu8, __m256i xs8, __m256i sc16) {
   return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(wu8, xs8), sc16));
@@ -332,161 +332,6 @@ void gemm_float(const GemmArgs& a) {
   gemm_weight_row_groups<FloatRows<L>>(a);
 }
 
-// ---- Q4_K packed 16 rows to a group (qgemm_packed.h), as two halves of 8
-// rows: int32 lane r of every vector is weight row 8 * half + r. Per half
-// sub-block of 16 quants, four vpmaddubsw pair sums (each below 2 * 15 * 127)
-// add up below 2^15 in int16, and one vpmaddwd against (scale, scale) pairs
-// gives the scaled int32 sum. Mins pair with the activations' sums of 32.
-inline __m256i bcast4(const int8_t* p) {
-  int32_t v;
-  std::memcpy(&v, p, 4);
-  return _mm256_set1_epi32(v);
-}
-
-// The bit at (16-bit lane) position 4 - S of every byte of h moved to bit 4
-// (S < 0: from 4 + |S|); |S| <= 4 keeps each byte's bit within its byte.
-template <int S>
-inline __m256i bit_to_4(__m256i h) {
-  const __m256i m = _mm256_set1_epi8(0x10);
-  if constexpr (S >= 0) {
-    return _mm256_and_si256(_mm256_slli_epi16(h, S), m);
-  } else {
-    return _mm256_and_si256(_mm256_srli_epi16(h, -S), m);
-  }
-}
-
-// kFifthBit: Q5_K (PackedQ5K: the same layout plus qh). Its quants reach 31:
-// four pair sums still stay below 4 * 2 * 31 * 127 < 2^15.
-template <int NR, bool kAhead, bool kFifthBit = false>
-void packed_q4k_half(const uint8_t* grp, int half, const ActPack& x, int64_t r0, int64_t nb, float* out,
-                     int64_t stride) {
-  using P = std::conditional_t<kFifthBit, PackedQ5K, PackedQ4K>;
-  const __m256i lo = _mm256_set1_epi8(0x0F);
-  __m256 acc[NR], accm[NR];
-  for (int i = 0; i < NR; ++i) acc[i] = _mm256_setzero_ps(), accm[i] = _mm256_setzero_ps();
-  for (int64_t b = 0; b < nb; ++b) {
-    const uint8_t* p = grp + b * P::kBytes;
-    __m256i isum[NR];
-    for (int i = 0; i < NR; ++i) isum[i] = _mm256_setzero_si256();
-    for (int j = 0; j < 8; ++j) {
-      if constexpr (kAhead) prefetch_step<P::kBytes, 8>(p, j);
-      const __m256i sc32 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + P::kSc + 16 * j + 8 * half)));
-      const __m256i sc = _mm256_or_si256(sc32, _mm256_slli_epi32(sc32, 16));  // (scale, scale) per row
-      const uint8_t* qs = p + P::kQs + 256 * j + 32 * half;
-      __m256i h = _mm256_setzero_si256();
-      if constexpr (kFifthBit) h = loadu(p + P::kQh + 64 * j + 32 * half);
-      for (int q = 0; q < 2; ++q) {  // quants 16q .. 16q + 15 are chunks 2q and 2q + 1
-        const __m256i v0 = loadu(qs + 64 * (2 * q)), v1 = loadu(qs + 64 * (2 * q + 1));
-        __m256i w0 = _mm256_and_si256(v0, lo), w1 = _mm256_and_si256(_mm256_srli_epi16(v0, 4), lo);
-        __m256i w2 = _mm256_and_si256(v1, lo), w3 = _mm256_and_si256(_mm256_srli_epi16(v1, 4), lo);
-        if constexpr (kFifthBit) {
-          // 5th bits of quants 8c + t at bit 2c, of 8c + 4 + t at bit 2c + 1 (c = 2q, 2q + 1).
-          if (q == 0) {
-            w0 = _mm256_or_si256(w0, bit_to_4<4>(h)), w1 = _mm256_or_si256(w1, bit_to_4<3>(h));
-            w2 = _mm256_or_si256(w2, bit_to_4<2>(h)), w3 = _mm256_or_si256(w3, bit_to_4<1>(h));
-          } else {
-            w0 = _mm256_or_si256(w0, bit_to_4<0>(h)), w1 = _mm256_or_si256(w1, bit_to_4<-1>(h));
-            w2 = _mm256_or_si256(w2, bit_to_4<-2>(h)), w3 = _mm256_or_si256(w3, bit_to_4<-3>(h));
-          }
-        }
-        for (int i = 0; i < NR; ++i) {
-          const int8_t* a = x.q(r0 + i) + b * kQK_K + 32 * kQ4KPairPos[j] + 16 * q;
-          const __m256i s = _mm256_add_epi16(
-              _mm256_add_epi16(_mm256_maddubs_epi16(w0, bcast4(a)), _mm256_maddubs_epi16(w1, bcast4(a + 4))),
-              _mm256_add_epi16(_mm256_maddubs_epi16(w2, bcast4(a + 8)), _mm256_maddubs_epi16(w3, bcast4(a + 12))));
-          isum[i] = _mm256_add_epi32(isum[i], _mm256_madd_epi16(s, sc));
-        }
-      }
-    }
-    const __m256 dv = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + P::kD + 16 * half)));
-    const __m256 dmv = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + P::kDmin + 16 * half)));
-    for (int i = 0; i < NR; ++i) {
-      const __m256i s32 = _mm256_madd_epi16(loadu(x.bsums(r0 + i) + 16 * b), _mm256_set1_epi16(1));
-      const __m256i pairs = _mm256_packs_epi32(s32, s32);  // dwords 0 1 | 4 5: pairs 0 1 | 2 3
-      __m256i msum = _mm256_setzero_si256();
-      for (int q = 0; q < 4; ++q) {
-        const __m256i m = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + P::kMin + 32 * q + 16 * half)));
-        const __m256i xp = _mm256_permutevar8x32_epi32(pairs, _mm256_set1_epi32(q < 2 ? q : q + 2));
-        msum = _mm256_add_epi32(msum, _mm256_madd_epi16(m, xp));
-      }
-      const __m256 dx = _mm256_set1_ps(x.d(r0 + i)[b]);
-      acc[i] = _mm256_fmadd_ps(_mm256_mul_ps(dv, dx), _mm256_cvtepi32_ps(isum[i]), acc[i]);
-      accm[i] = _mm256_fmadd_ps(_mm256_mul_ps(dmv, dx), _mm256_cvtepi32_ps(msum), accm[i]);
-    }
-  }
-  for (int i = 0; i < NR; ++i) _mm256_storeu_ps(out + i * stride, _mm256_sub_ps(acc[i], accm[i]));
-}
-
-// Q6_K packed, half of a group at a time: quants 0..63, so two pair sums of
-// 16 products stay below 2^15 but four do not: each pair of vpmaddubsw goes
-// to int32 on its own. Signed scales per 16 multiply the int32 sums; the -32
-// offset comes in through the activations' sums of 16 against scale pairs.
-template <int NR, bool kAhead>
-void packed_q6k_half(const uint8_t* grp, int half, const ActPack& x, int64_t r0, int64_t nb, float* out,
-                     int64_t stride) {
-  using P = PackedQ6K;
-  const __m256i lo = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30), ones = _mm256_set1_epi16(1);
-  __m256 acc[NR];
-  for (int i = 0; i < NR; ++i) acc[i] = _mm256_setzero_ps();
-  for (int64_t b = 0; b < nb; ++b) {
-    const uint8_t* p = grp + b * P::kBytes;
-    __m256i isum[NR], msum[NR];
-    for (int i = 0; i < NR; ++i) isum[i] = _mm256_setzero_si256(), msum[i] = _mm256_setzero_si256();
-    for (int j = 0; j < 8; ++j) {
-      if constexpr (kAhead) prefetch_step<P::kBytes, 8>(p, j);
-      const __m256i sp = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + P::kSc + 32 * j + 16 * half)));
-      const __m256i sc[2] = {_mm256_srai_epi32(_mm256_slli_epi32(sp, 16), 16), _mm256_srai_epi32(sp, 16)};
-      const uint8_t* ql = p + P::kQl + 256 * j + 32 * half;
-      const uint8_t* qh = p + P::kQh + 128 * j + 32 * half;
-      for (int q = 0; q < 2; ++q) {  // quants 16q .. 16q + 15: chunks 2q, 2q + 1, high bits in qh[q]
-        const __m256i h = loadu(qh + 64 * q), v0 = loadu(ql + 64 * (2 * q)), v1 = loadu(ql + 64 * (2 * q + 1));
-        const __m256i w0 = _mm256_or_si256(_mm256_and_si256(v0, lo), _mm256_and_si256(_mm256_slli_epi16(h, 4), m30));
-        const __m256i w1 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v0, 4), lo),
-                                           _mm256_and_si256(_mm256_slli_epi16(h, 2), m30));
-        const __m256i w2 = _mm256_or_si256(_mm256_and_si256(v1, lo), _mm256_and_si256(h, m30));
-        const __m256i w3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v1, 4), lo),
-                                           _mm256_and_si256(_mm256_srli_epi16(h, 2), m30));
-        for (int i = 0; i < NR; ++i) {
-          const int8_t* a = x.q(r0 + i) + b * kQK_K + 32 * j + 16 * q;
-          const __m256i p0 = _mm256_add_epi16(_mm256_maddubs_epi16(w0, bcast4(a)), _mm256_maddubs_epi16(w1, bcast4(a + 4)));
-          const __m256i p1 = _mm256_add_epi16(_mm256_maddubs_epi16(w2, bcast4(a + 8)), _mm256_maddubs_epi16(w3, bcast4(a + 12)));
-          const __m256i s = _mm256_add_epi32(_mm256_madd_epi16(p0, ones), _mm256_madd_epi16(p1, ones));
-          isum[i] = _mm256_add_epi32(isum[i], _mm256_mullo_epi32(s, sc[q]));
-        }
-      }
-      for (int i = 0; i < NR; ++i) {
-        int32_t bs;
-        std::memcpy(&bs, x.bsums(r0 + i) + 16 * b + 2 * j, 4);
-        msum[i] = _mm256_add_epi32(msum[i], _mm256_madd_epi16(sp, _mm256_set1_epi32(bs)));
-      }
-    }
-    const __m256 dv = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + P::kD + 16 * half)));
-    for (int i = 0; i < NR; ++i) {
-      const __m256i s = _mm256_sub_epi32(isum[i], _mm256_slli_epi32(msum[i], 5));
-      acc[i] = _mm256_fmadd_ps(_mm256_mul_ps(dv, _mm256_set1_ps(x.d(r0 + i)[b])), _mm256_cvtepi32_ps(s), acc[i]);
-    }
-  }
-  for (int i = 0; i < NR; ++i) _mm256_storeu_ps(out + i * stride, acc[i]);
-}
-
-// Packed groups of 16 weight rows for gemm_row_tiles, each as two halves of
-// 8 against tiles of up to 4 activation rows; the first half streams the
-// group, the second finds it in cache.
-template <DType kType>
-struct PackedTiles {
-  static constexpr int kBlock = kQK_K;
-  static constexpr int64_t kRows = kPackRows;
-  static constexpr int kMaxTile = 4;
-  template <int NR, bool kAhead>
-  static void tile(const uint8_t* grp, const ActPack& x, int64_t r0, int64_t nb, float* out, int64_t stride) {
-    constexpr bool q6k = kType == DType::kQ6_K, q5k = kType == DType::kQ5_K;
-    constexpr auto first = q6k ? packed_q6k_half<NR, kAhead> : packed_q4k_half<NR, kAhead, q5k>;
-    constexpr auto second = q6k ? packed_q6k_half<NR, false> : packed_q4k_half<NR, false, q5k>;
-    first(grp, 0, x, r0, nb, out, stride);
-    second(grp, 1, x, r0, nb, out + 8, stride);
-  }
-};
-
 }  // namespace
 
 void fill_table(KernelTable& t) {
@@ -499,22 +344,26 @@ void fill_table(KernelTable& t) {
   t.fn[static_cast<int>(DType::kF32)] = gemm_float<LoadF32>;
   t.fn[static_cast<int>(DType::kF16)] = gemm_float<LoadF16>;
   t.fn[static_cast<int>(DType::kBF16)] = gemm_float<LoadBF16>;
-  t.packed[static_cast<int>(DType::kQ4_K)] = gemm_row_tiles<PackedTiles<DType::kQ4_K>>;
-  t.packed[static_cast<int>(DType::kQ5_K)] = gemm_row_tiles<PackedTiles<DType::kQ5_K>>;
-  t.packed[static_cast<int>(DType::kQ6_K)] = gemm_row_tiles<PackedTiles<DType::kQ6_K>>;
+  fill_packed(t);
 }
 
 }  // namespace strata::qgemm_detail::avx2
 
 namespace strata::qgemm_detail {
 
-const KernelTable& avx2_kernels() {
-  static const KernelTable t = [] {
-    KernelTable k{"avx2", {}, {}};
-    avx2::fill_table(k);
-    return k;
-  }();
-  return t;
+const KernelTable& avx2_kernels(bool vnni) {
+  static const KernelTable tables[2] = {[] {
+                                          KernelTable k{"avx2", {}, {}};
+                                          avx2::fill_table(k);
+                                          return k;
+                                        }(),
+                                        [] {
+                                          KernelTable k{"avx2-vnni", {}, {}};
+                                          avx2::fill_table(k);
+                                          avx2_vnni::fill_table(k);
+                                          return k;
+                                        }()};
+  return tables[vnni ? 1 : 0];
 }
 
 }  // namespace strata::qgemm_detail

@@ -150,13 +150,15 @@ inline int packed_nibble(const uint8_t* qs, int lane, int l) {
 }
 
 const KernelTable& scalar_kernels();
-const KernelTable& avx2_kernels();
+// vnni: the packed Q4_K/Q5_K/Q6_K tiles on VEX-encoded VNNI (only when the CPU has avx_vnni).
+const KernelTable& avx2_kernels(bool vnni);
 // vnni: use vpdpwssd/vpdpbusd; bf16: use vdpbf16ps for bf16 weights. Each
 // flag may only be set when the CPU has the feature.
 const KernelTable& avx512_kernels(bool vnni, bool bf16);
 
 // Separately compiled pieces of the tables (each file has its own target flags).
 namespace avx2 { void fill_table(KernelTable& t); }
+namespace avx2_vnni { void fill_table(KernelTable& t); }
 namespace avx512_plain { void fill_table(KernelTable& t); }
 namespace avx512_vnni { void fill_table(KernelTable& t); }
 GemmFn avx512_bf16_kernel();

@@ -48,7 +48,7 @@ struct Variant {
 std::vector<Variant> variants() {
   const CpuFeatures f = detect_cpu_features();
   std::vector<Variant> v;
-  v.push_back({"avx2", f.avx2_fma ? &qgemm_detail::avx2_kernels() : nullptr, "AVX2: this CPU lacks avx2/fma/f16c"});
+  v.push_back({"avx2", f.avx2_fma ? &qgemm_detail::avx2_kernels(false) : nullptr, "AVX2: this CPU lacks avx2/fma/f16c"});
   v.push_back({"avx512", f.avx512 ? &qgemm_detail::avx512_kernels(false, false) : nullptr,
                "AVX-512: this CPU lacks avx512f/bw/vl"});
   v.push_back({"avx512_vnni", f.avx512_vnni ? &qgemm_detail::avx512_kernels(true, false) : nullptr,
@@ -312,6 +312,26 @@ TEST(CpuIsa, OverridesAndErrors) {
   ASSERT_TRUE(set_cpu_isa("auto").is_ok());
   EXPECT_EQ(active_cpu_isa(), best_cpu_isa());
   EXPECT_EQ(cpu_isa_name(CpuIsa::kAvx512), "avx512");
+}
+
+TEST(CpuIsa, DisablingExtensions) {
+  CpuFeatures all;
+  all.avx2_fma = all.avx512 = all.avx512_vnni = all.avx512_bf16 = all.avx_vnni = all.amx_int8 = all.amx_bf16 = true;
+  std::string unknown;
+  CpuFeatures f = disable_cpu_features(all, "avx_vnni,amx", &unknown);
+  EXPECT_TRUE(unknown.empty()) << unknown;
+  EXPECT_FALSE(f.avx_vnni || f.amx_int8 || f.amx_bf16);
+  EXPECT_TRUE(f.avx2_fma && f.avx512 && f.avx512_vnni && f.avx512_bf16);
+  f = disable_cpu_features(all, "avx512_vnni,,avx512_bf16", &unknown);
+  EXPECT_TRUE(unknown.empty()) << unknown;
+  EXPECT_FALSE(f.avx512_vnni || f.avx512_bf16);
+  EXPECT_TRUE(f.avx_vnni && f.amx_int8);
+  // The base paths are STRATA_CPU_ISA's to choose; other names are reported.
+  f = disable_cpu_features(all, "avx2,amx,sse9", &unknown);
+  EXPECT_EQ(unknown, "avx2,sse9");
+  EXPECT_TRUE(f.avx2_fma && !f.amx_int8);
+  EXPECT_EQ(qgemm_detail::avx2_kernels(false).name, std::string("avx2"));
+  EXPECT_EQ(qgemm_detail::avx2_kernels(true).name, std::string("avx2-vnni"));
 }
 
 // AMX tile kernels are not part of this build: say why the case does not run.

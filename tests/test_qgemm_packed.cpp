@@ -53,6 +53,17 @@ void run_packed_table(DType kT, const qgemm_detail::KernelTable& t, const std::v
   t.packed[static_cast<int>(kT)](args);
 }
 
+// The kernel tables this CPU can run that no CpuIsa selects (each path
+// takes the variant with every extension the CPU has): plain AVX-512 beside
+// its VNNI variant, plain AVX2 beside AVX-VNNI.
+std::vector<const qgemm_detail::KernelTable*> tables_beside_the_chosen() {
+  const CpuFeatures f = detect_cpu_features();
+  std::vector<const qgemm_detail::KernelTable*> v;
+  if (f.avx512 && f.avx512_vnni) v.push_back(&qgemm_detail::avx512_kernels(false, false));
+  if (f.avx2_fma && f.avx_vnni) v.push_back(&qgemm_detail::avx2_kernels(false));
+  return v;
+}
+
 std::vector<CpuIsa> runnable_isas() {
   std::vector<CpuIsa> v;
   for (CpuIsa isa : {CpuIsa::kScalar, CpuIsa::kAvx2, CpuIsa::kAvx512}) {
@@ -141,11 +152,12 @@ TEST_P(QgemmPacked, EveryPathMatchesTheGgufKernel) {
           qgemm_packed_rows_isa(isa, kT, p.data(), n_in, 0, kOut, a1, y1.data(), kOut);
           ASSERT_EQ(std::memcmp(y1.data(), y.data() + (n_rows - 1) * kOut, kOut * 4), 0) << "row alone differs";
         }
-        if (detect_cpu_features().avx512 && qgemm_detail::avx512_kernels(false, false).packed[int(kT)]) {
+        for (const qgemm_detail::KernelTable* t : tables_beside_the_chosen()) {
+          if (!t->packed[int(kT)]) continue;
           std::vector<float> y(n, NAN);
-          run_packed_table(kT, qgemm_detail::avx512_kernels(false, false), p, n_in, kOut, a, y);
+          run_packed_table(kT, *t, p, n_in, kOut, a, y);
           for (size_t i = 0; i < n; ++i) {
-            ASSERT_NEAR(y[i], ref[i], 1e-5 * scale[i] + 1e-30) << "plain AVX-512, n_in " << n_in << " rows " << n_rows;
+            ASSERT_NEAR(y[i], ref[i], 1e-5 * scale[i] + 1e-30) << t->name << ", n_in " << n_in << " rows " << n_rows;
           }
         }
       }

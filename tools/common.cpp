@@ -75,6 +75,14 @@ Result<ModelOptions> model_options(const ComputeArgs& a) {
       return Status(s.code(), from + ": " + s.message() + " (expected auto, scalar, avx2, avx512, amx or ref)");
     }
   }
+  if (const char* off = std::getenv("STRATA_CPU_DISABLE")) {
+    std::string unknown;
+    disable_cpu_features({}, off, &unknown);
+    if (!unknown.empty()) {
+      return invalid_argument("STRATA_CPU_DISABLE: unknown extension(s) " + unknown +
+                              " (expected a comma-separated list of avx_vnni, avx512_vnni, avx512_bf16, amx)");
+    }
+  }
   const auto [gemm, gemm_from] = option_or_env(a.prefill_gemm, "--prefill-gemm", "STRATA_PREFILL_GEMM");
   if (!gemm.empty()) {
     Result<GemmPolicy> p = parse_gemm_policy(gemm);

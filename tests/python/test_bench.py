@@ -150,6 +150,12 @@ def test_kernel_paths(model):
     p = subprocess.run([STRATA, "bench", "-m", str(model), "-p", "0", "-n", "2", "-r", "1", "--probe-mib", "16",
                         "--probe-runs", "1"], capture_output=True, text=True, timeout=300, env=env)
     assert p.returncode == 0 and "matmul_ref (reference)" in p.stdout, p.stderr
+    # Extensions can be taken away to run what a CPU without them would.
+    if cpu_has_avx2():
+        env = dict(os.environ, STRATA_CPU_ISA="avx2", STRATA_CPU_DISABLE="avx_vnni")
+        p = subprocess.run([STRATA, "bench", "-m", str(model), "-p", "0", "-n", "2", "-r", "1", "--probe-mib", "16",
+                            "--probe-runs", "1"], capture_output=True, text=True, timeout=300, env=env)
+        assert p.returncode == 0 and "qgemm avx2 (avx2)" in p.stdout, p.stdout + p.stderr
 
 
 def test_compute_option_errors(model):
@@ -166,6 +172,10 @@ def test_compute_option_errors(model):
     p = subprocess.run([STRATA, "run", "-m", str(model), "--tokens", "1 2", "-n", "1"], capture_output=True,
                        text=True, timeout=300, env=env)
     assert p.returncode == 1 and "STRATA_CPU_ISA: " in p.stderr and "expected auto, scalar" in p.stderr, p.stderr
+    env = dict(os.environ, STRATA_CPU_DISABLE="avx_vnni,sse9")
+    p = subprocess.run([STRATA, "run", "-m", str(model), "--tokens", "1 2", "-n", "1"], capture_output=True,
+                       text=True, timeout=300, env=env)
+    assert p.returncode == 1 and "STRATA_CPU_DISABLE: unknown extension(s) sse9 (expected" in p.stderr, p.stderr
     env = dict(os.environ, STRATA_PREFILL_GEMM="blas")
     p = subprocess.run([STRATA, "run", "-m", str(model), "--tokens", "1 2", "-n", "1"], capture_output=True,
                        text=True, timeout=300, env=env)
