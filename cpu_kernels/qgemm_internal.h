@@ -149,6 +149,18 @@ inline int packed_nibble(const uint8_t* qs, int lane, int l) {
   return (l % 8 < 4) ? (byte & 0xF) : (byte >> 4);
 }
 
+// The IQ4_NL codebook + 128, unsigned, for vpshufb lookups whose results
+// feed vpdpbusd (the packed IQ4_XS tiles take the offset back out with the
+// activations' block sums).
+struct alignas(16) IQ4NLPlus128 {
+  uint8_t v[16];
+};
+inline constexpr IQ4NLPlus128 kIQ4NLPlus128 = [] {
+  IQ4NLPlus128 t{};
+  for (int i = 0; i < 16; ++i) t.v[i] = uint8_t(kValuesIQ4NL[i] + 128);
+  return t;
+}();
+
 const KernelTable& scalar_kernels();
 // vnni: the packed Q4_K/Q5_K/Q6_K tiles on VEX-encoded VNNI (only when the CPU has avx_vnni).
 const KernelTable& avx2_kernels(bool vnni);
