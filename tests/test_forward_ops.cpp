@@ -418,16 +418,23 @@ TEST(ForwardOps, MoeRoutingSigmoidBiasGroups) {
   EXPECT_NEAR(w[0], 2.5 * sg(0.4) / (sg(0.4) + sg(3.0)), 1e-6);
 }
 
+SamplerParams sampler_params(float temp, int32_t top_k, float top_p, float min_p, uint64_t seed) {
+  SamplerParams p;
+  p.temp = temp, p.top_k = top_k, p.top_p = top_p, p.min_p = min_p, p.seed = seed;
+  return p;
+}
+
 TEST(ForwardOps, SamplerGreedySeededAndFiltered) {
   const std::vector<float> logits = randn(100, 50, 2.0f);
   int32_t best = 0;
   for (int32_t i = 1; i < 100; ++i) best = logits[static_cast<size_t>(i)] > logits[static_cast<size_t>(best)] ? i : best;
   EXPECT_EQ(argmax(logits.data(), 100), best);
-  Sampler greedy({0.0f, 40, 0.95f, 0.05f, 1});
+  Sampler greedy(sampler_params(0.0f, 40, 0.95f, 0.05f, 1));
   EXPECT_EQ(greedy.sample(logits.data(), 100), best);
-  Sampler top1({1.0f, 1, 1.0f, 0.0f, 1});
+  Sampler top1(sampler_params(1.0f, 1, 1.0f, 0.0f, 1));
   EXPECT_EQ(top1.sample(logits.data(), 100), best);
-  Sampler a({0.9f, 20, 0.9f, 0.02f, 42}), b({0.9f, 20, 0.9f, 0.02f, 42});
+  const SamplerParams sp = sampler_params(0.9f, 20, 0.9f, 0.02f, 42);
+  Sampler a(sp), b(sp);
   std::vector<int> counts(100, 0);
   for (int i = 0; i < 2000; ++i) {
     const int32_t x = a.sample(logits.data(), 100);
