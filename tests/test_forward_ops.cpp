@@ -15,11 +15,17 @@
 #include "cpu_kernels/ffn_ref.h"
 #include "cpu_kernels/matmul_ref.h"
 #include "cpu_kernels/norm.h"
+#include "cpu_kernels/qgemm.h"
+#include "cpu_kernels/qgemm_packed.h"
 #include "cpu_kernels/quant_ref.h"
 #include "cpu_kernels/rope.h"
 #include "cpu_kernels/softmax.h"
+#include "offload/cpu_pool.h"
 #include "offload/expert_executor.h"
+#include "offload/topology.h"
 #include "runtime/base/rng.h"
+#include "runtime/layers/compute_context.h"
+#include "runtime/layers/matrix.h"
 #include "runtime/layers/moe_ffn.h"
 #include "runtime/sampling/sampler.h"
 
@@ -416,6 +422,49 @@ TEST(ForwardOps, MoeRoutingSigmoidBiasGroups) {
   EXPECT_EQ(ids[0], 7);
   EXPECT_EQ(ids[1], 0);
   EXPECT_NEAR(w[0], 2.5 * sg(0.4) / (sg(0.4) + sg(3.0)), 1e-6);
+}
+
+// A matrix whose row count is not a multiple of 16 (an odd vocabulary's
+// head) is packed in whole 16-row groups and its last rows stay in the file
+// layout: a product gives the file layout's results bit for bit on the
+// rows left out, and those of the packed kernel on the others, over one
+// thread and split over a pool.
+TEST(ForwardOps, PartlyPackedMatrix) {
+  if (!qgemm_packed_fast(active_cpu_isa(), DType::kQ4_K)) GTEST_SKIP() << "no packed q4_k kernel on this CPU path";
+  constexpr int64_t kIn = 512, kOut = 16 * 37 + 9, kRows = 3;
+  const QMatrix q = make_matrix(DType::kQ4_K, kIn, kOut, 21);
+  const std::vector<float> x = randn(size_t(kIn * kRows), 22);
+  constexpr int64_t kPacked = kOut / 16 * 16;
+  std::vector<uint8_t> packed(qgemm_packed_bytes(DType::kQ4_K, kIn, kPacked));
+  qgemm_pack(DType::kQ4_K, q.bytes.data(), kIn, 0, kPacked, packed.data());
+  for (int threads : {1, 2}) {
+    ComputeContext ctx;
+    if (threads > 1) {
+      auto topo = Topology::synthetic("pack:1 numa:1 core:2 pu:1");
+      ASSERT_TRUE(topo.is_ok());
+      auto pool = CpuPool::create(*topo, {threads, false, 100});
+      ASSERT_TRUE(pool.is_ok());
+      ctx.pool = std::move(pool.value());
+    }
+    Matrix m;
+    m.type = DType::kQ4_K, m.data = q.bytes.data(), m.n_in = kIn, m.n_out = kOut, m.ctx = &ctx;
+    m.row_bytes = *dtype_row_bytes(DType::kQ4_K, uint64_t(kIn));
+    std::vector<float> file(size_t(kOut * kRows)), mixed(file.size()), all_packed(size_t(kPacked * kRows));
+    m.mul(x.data(), kRows, file.data());
+    m.packed = packed.data(), m.n_packed = kPacked;
+    m.mul(x.data(), kRows, mixed.data());
+    ActPack a;
+    act_pack_prepare(a, DType::kQ4_K, kIn, kRows);
+    act_pack_rows(a, x.data(), kIn, 0, kRows);
+    qgemm_packed_rows(DType::kQ4_K, packed.data(), kIn, 0, kPacked, a, all_packed.data(), kPacked);
+    for (int64_t r = 0; r < kRows; ++r) {
+      for (int64_t o = 0; o < kOut; ++o) {
+        const float got = mixed[size_t(r * kOut + o)];
+        const float want = o < kPacked ? all_packed[size_t(r * kPacked + o)] : file[size_t(r * kOut + o)];
+        ASSERT_EQ(got, want) << "threads " << threads << " row " << r << " out " << o;
+      }
+    }
+  }
 }
 
 SamplerParams sampler_params(float temp, int32_t top_k, float top_p, float min_p, uint64_t seed) {

@@ -50,7 +50,8 @@ void dense_ffn(const DenseFfnWeights& w, const float* x, int64_t n_rows, float* 
   const bool share = act_pack_shares_format(w.gate.type, w.up.type);
   if (!share) pack_activations(*ctx, ctx->act2, w.up.type, E, x, E, n_rows);
   const ActPack& xu = share ? ctx->act : ctx->act2;
-  const bool packed = w.gate.packed && w.up.packed && w.gate.type == w.up.type;
+  const bool packed = w.gate.packed && w.up.packed && w.gate.type == w.up.type && w.gate.n_packed == F &&
+                      w.up.n_packed == F;
   for_output_rows(ctx, F, 2 * E * n_rows, [&](int64_t b, int64_t e) {
     if (packed) {
       qgemm_packed_swiglu_rows(w.gate.type, w.gate.packed, w.up.packed, E, b, e, ctx->act, h, F);

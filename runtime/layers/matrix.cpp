@@ -91,11 +91,9 @@ void Matrix::mul_strided(const float* x, int64_t x_stride, int64_t n_rows, float
   ActPack& a = ctx->act;
   pack_activations(*ctx, a, type, n_in, x, x_stride, n_rows);
   for_output_rows(ctx, n_out, n_in * n_rows, [&](int64_t b, int64_t e) {
-    if (packed) {
-      qgemm_packed_rows(type, packed, n_in, b, e, a, y, y_stride);
-    } else {
-      qgemm_rows(type, data, n_in, b, e, a, y, y_stride);
-    }
+    const int64_t split = packed ? std::clamp(n_packed, b, e) : b;  // ranges start at multiples of 16
+    if (b < split) qgemm_packed_rows(type, packed, n_in, b, split, a, y, y_stride);
+    if (split < e) qgemm_rows(type, data, n_in, split, e, a, y, y_stride);
   });
 }
 

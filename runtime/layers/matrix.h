@@ -19,9 +19,11 @@ struct Matrix {
   int64_t n_mat = 1;   // stacked matrices (ne[2]), e.g. MLA's per-head attn_k_b
   uint64_t row_bytes = 0;
   ComputeContext* ctx = nullptr;  // null: matmul_ref on the calling thread
-  // The same rows in the layout of cpu_kernels/qgemm_packed.h (n_mat == 1),
-  // used by the fast kernels; null: none.
+  // Rows [0, n_packed) in the layout of cpu_kernels/qgemm_packed.h (n_mat ==
+  // 1), used by the fast kernels; the rest (fewer than a 16-row group, e.g.
+  // of a 50257-token head) come from `data`. null: none.
   const void* packed = nullptr;
+  int64_t n_packed = 0;
 
   bool empty() const { return data == nullptr; }
 
@@ -38,6 +40,7 @@ struct Matrix {
     m.data = static_cast<const uint8_t*>(data) + static_cast<uint64_t>(i) * static_cast<uint64_t>(n_out) * row_bytes;
     m.n_mat = 1;
     m.packed = nullptr;
+    m.n_packed = 0;
     return m;
   }
 };

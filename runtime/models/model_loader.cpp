@@ -169,9 +169,13 @@ std::string Model::placement_summary() const {
 
 Status Model::repack_matrices(ExpertRepack mode, const std::function<void(uint64_t, uint64_t)>& progress) {
   if (mode == ExpertRepack::kOff || ctx_->kernels != CpuKernels::kFast) return Status::ok();
+  // Whole 16-row groups: a matrix whose row count is not a multiple of 16
+  // (an odd vocabulary's head) keeps its last rows in the file layout.
   std::vector<Matrix*> ms;
+  std::vector<int64_t> rows;
   auto consider = [&](Matrix& m) {
-    if (!m.empty() && m.n_mat == 1 && qgemm_repacks(m.type, m.n_in, m.n_out)) ms.push_back(&m);
+    const int64_t n = m.n_out / kPackRows * kPackRows;
+    if (!m.empty() && m.n_mat == 1 && n > 0 && qgemm_repacks(m.type, m.n_in, n)) ms.push_back(&m), rows.push_back(n);
   };
   consider(output_);
   for (Layer& l : layers_) {
@@ -189,10 +193,10 @@ Status Model::repack_matrices(ExpertRepack mode, const std::function<void(uint64
   if (ms.empty()) return Status::ok();
   std::vector<uint64_t> offset;
   uint64_t total = 0, packed_bytes = 0;  // with and without alignment
-  for (const Matrix* m : ms) {
+  for (size_t i = 0; i < ms.size(); ++i) {
     offset.push_back(total);
-    packed_bytes += qgemm_packed_bytes(m->type, m->n_in, m->n_out);
-    total += (qgemm_packed_bytes(m->type, m->n_in, m->n_out) + 63) / 64 * 64;
+    packed_bytes += qgemm_packed_bytes(ms[i]->type, ms[i]->n_in, rows[i]);
+    total += (qgemm_packed_bytes(ms[i]->type, ms[i]->n_in, rows[i]) + 63) / 64 * 64;
   }
   if (mode == ExpertRepack::kAuto && !fits_in_available_memory(total)) {
     packed_summary_ = "matrices not repacked: " + format_bytes(total) + " do not fit in available memory";
@@ -208,18 +212,19 @@ Status Model::repack_matrices(ExpertRepack mode, const std::function<void(uint64
   constexpr int64_t kUnit = 256;
   std::vector<std::pair<size_t, int64_t>> units;  // (matrix, first row)
   for (size_t i = 0; i < ms.size(); ++i) {
-    for (int64_t o = 0; o < ms[i]->n_out; o += kUnit) units.push_back({i, o});
+    for (int64_t o = 0; o < rows[i]; o += kUnit) units.push_back({i, o});
   }
   ByteProgress report(progress, packed_bytes);
   ctx_->pool->parallel_for(int64_t(units.size()), 1, [&](int64_t b, int64_t e, int) {
     for (int64_t u = b; u < e; ++u) {
-      const Matrix& m = *ms[units[size_t(u)].first];
-      const int64_t o = units[size_t(u)].second, o_end = std::min(m.n_out, o + kUnit);
-      qgemm_pack(m.type, m.data, m.n_in, o, o_end, packed_.get() + offset[units[size_t(u)].first]);
+      const size_t i = units[size_t(u)].first;
+      const Matrix& m = *ms[i];
+      const int64_t o = units[size_t(u)].second, o_end = std::min(rows[i], o + kUnit);
+      qgemm_pack(m.type, m.data, m.n_in, o, o_end, packed_.get() + offset[i]);
       report.add(qgemm_packed_bytes(m.type, m.n_in, o_end - o));
     }
   });
-  for (size_t i = 0; i < ms.size(); ++i) ms[i]->packed = packed_.get() + offset[i];
+  for (size_t i = 0; i < ms.size(); ++i) ms[i]->packed = packed_.get() + offset[i], ms[i]->n_packed = rows[i];
   packed_summary_ = std::to_string(ms.size()) + " matrices repacked (" + format_bytes(total) + ")";
   return Status::ok();
 }

@@ -5,10 +5,13 @@ import json
 import os
 import re
 import subprocess
+from pathlib import Path
 
 import pytest
 
 STRATA = os.path.abspath(os.environ["STRATA_BIN"])
+SHARED = Path(os.environ.get("STRATA_SHARED_DIR", Path(__file__).resolve().parents[3] / "shared"))
+VOCAB = SHARED / "data" / "vocab"
 
 
 def run(*args, check=True):
@@ -211,6 +214,13 @@ def test_repack(tmp_path):
     assert p.returncode == 0 and "repacked" not in p.stdout, p.stdout + p.stderr
     auto = run("bench", "-m", path, *common)
     assert "experts repacked" in auto.stdout, auto.stdout
+    # The output head of a 50257-token vocabulary is repacked too, all but
+    # its last row (3141 groups of 16): 4 attention matrices per layer, 1 head.
+    odd = tmp_path / "tiny-qwen3moe-gpt2.gguf"
+    run("mkmodel", "--preset", "tiny-qwen3moe", "--type", "q4_k", "-q", "-o", odd, "--vocab-from",
+        VOCAB / "ggml-vocab-gpt-2.gguf")
+    on = run("bench", "-m", odd, *common, "--repack", "on")
+    assert re.search(r", 9 matrices repacked", on.stdout), on.stdout
 
 
 def test_prefill_gemm_choices(model):
