@@ -351,18 +351,19 @@ void fill_table(KernelTable& t) {
 
 namespace strata::qgemm_detail {
 
+namespace {
+
+KernelTable make_avx2(bool vnni) {
+  KernelTable k{vnni ? "avx2-vnni" : "avx2", {}, {}};
+  avx2::fill_table(k);
+  if (vnni) avx2_vnni::fill_table(k);
+  return k;
+}
+
+}  // namespace
+
 const KernelTable& avx2_kernels(bool vnni) {
-  static const KernelTable tables[2] = {[] {
-                                          KernelTable k{"avx2", {}, {}};
-                                          avx2::fill_table(k);
-                                          return k;
-                                        }(),
-                                        [] {
-                                          KernelTable k{"avx2-vnni", {}, {}};
-                                          avx2::fill_table(k);
-                                          avx2_vnni::fill_table(k);
-                                          return k;
-                                        }()};
+  static const KernelTable tables[2] = {make_avx2(false), make_avx2(true)};
   return tables[vnni ? 1 : 0];
 }
 

@@ -175,7 +175,10 @@ Status Model::repack_matrices(ExpertRepack mode, const std::function<void(uint64
   std::vector<int64_t> rows;
   auto consider = [&](Matrix& m) {
     const int64_t n = m.n_out / kPackRows * kPackRows;
-    if (!m.empty() && m.n_mat == 1 && n > 0 && qgemm_repacks(m.type, m.n_in, n)) ms.push_back(&m), rows.push_back(n);
+    if (!m.empty() && m.n_mat == 1 && n > 0 && qgemm_repacks(m.type, m.n_in, n)) {
+      ms.push_back(&m);
+      rows.push_back(n);
+    }
   };
   consider(output_);
   for (Layer& l : layers_) {
@@ -224,7 +227,10 @@ Status Model::repack_matrices(ExpertRepack mode, const std::function<void(uint64
       report.add(qgemm_packed_bytes(m.type, m.n_in, o_end - o));
     }
   });
-  for (size_t i = 0; i < ms.size(); ++i) ms[i]->packed = packed_.get() + offset[i], ms[i]->n_packed = rows[i];
+  for (size_t i = 0; i < ms.size(); ++i) {
+    ms[i]->packed = packed_.get() + offset[i];
+    ms[i]->n_packed = rows[i];
+  }
   packed_summary_ = std::to_string(ms.size()) + " matrices repacked (" + format_bytes(total) + ")";
   return Status::ok();
 }
