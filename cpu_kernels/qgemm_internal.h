@@ -3,9 +3,11 @@
 #pragma once
 
 #include <algorithm>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "cpu_kernels/qgemm.h"
 #include "cpu_kernels/qgemm_packed.h"
@@ -55,6 +57,25 @@ void gemm_weight_row_groups(const GemmArgs& a) {
   }
 }
 
+// Kernel sets for gemm_row_tiles that decode a weight group once per chunk
+// of activation rows into a scratch buffer (kUnpackedBlockBytes per block)
+// that their tiles then read, instead of decoding it in every tile.
+template <class K>
+concept UnpacksGroups = requires(const uint8_t* w, uint8_t* dst) {
+  { K::kUnpackedBlockBytes } -> std::convertible_to<size_t>;
+  K::unpack(w, int64_t{1}, dst);
+};
+
+// Scratch of at least `bytes`, 64-byte aligned, kept per thread.
+inline uint8_t* thread_scratch(size_t bytes) {
+  struct alignas(64) Line {
+    uint8_t b[64];
+  };
+  static thread_local std::vector<Line> buf;
+  if (buf.size() * sizeof(Line) < bytes) buf.resize((bytes + sizeof(Line) - 1) / sizeof(Line));
+  return buf.data()->b;
+}
+
 // The loop the quantized GEMMs of every SIMD path share: 64 activation rows
 // at a time, then K::kRows weight rows at a time (1, or a packed group of 16
 // at row_bytes apart) against tiles of K::kMaxTile activation rows (8 or 4)
@@ -64,18 +85,35 @@ void gemm_weight_row_groups(const GemmArgs& a) {
 // The first tile of each chunk streams the weights and prefetches ahead
 // (prefetch_step); the rest find them in cache and do not. kAhead is a
 // template argument: a run-time flag cost Q6_K prefill 12% in code generation.
+// Where K unpacks groups (UnpacksGroups) and a chunk has more than two full
+// tiles, K::unpack(w, nb, scratch) runs once per group (streaming it, with
+// the prefetches) and K::template tile_unpacked<NR>(w, scratch, ...) per
+// tile. With two tiles the unpack pass costs more than it saves (AVX2 Q4_K,
+// 8 rows, 2 threads: 11.8 -> 9.5 GB/s).
 template <class K>
 void gemm_row_tiles(const GemmArgs& a) {
   constexpr int64_t kChunk = 64;
   const int64_t nb = a.n_in / K::kBlock;
+  uint8_t* scratch = nullptr;
+  if constexpr (UnpacksGroups<K>) {
+    if (std::min(kChunk, a.r_end - a.r_begin) > 2 * K::kMaxTile) scratch = thread_scratch(nb * K::kUnpackedBlockBytes);
+  }
   for (int64_t rc = a.r_begin; rc < a.r_end; rc += kChunk) {
     const int64_t rce = std::min(a.r_end, rc + kChunk);
+    bool unpacked = false;
+    if constexpr (UnpacksGroups<K>) unpacked = scratch != nullptr && rce - rc > 2 * K::kMaxTile;
     for (int64_t o = a.o_begin; o < a.o_end; o += K::kRows) {
       const uint8_t* w = a.w + static_cast<size_t>(o / K::kRows) * a.row_bytes;
       float* yo = a.y + (o - a.o_begin);
       int64_t r = rc;
+      if constexpr (UnpacksGroups<K>) {
+        if (unpacked) K::unpack(w, nb, scratch);
+      }
       const auto tile = [&]<int NR>() {
         float* out = yo + (r - a.r_begin) * a.y_stride;
+        if constexpr (UnpacksGroups<K>) {
+          if (unpacked) return K::template tile_unpacked<NR>(w, scratch, *a.x, r, nb, out, a.y_stride);
+        }
         if (r == rc) {
           K::template tile<NR, true>(w, *a.x, r, nb, out, a.y_stride);
         } else {
