@@ -150,6 +150,25 @@ std::string dnnl_cpu_isa() {
   }
 }
 
+Status limit_dnnl_cpu_isa(CpuIsa isa) {
+  const CpuFeatures f = detect_cpu_features();
+  dnnl_cpu_isa_t max = dnnl_cpu_isa_all;
+  switch (isa) {
+    case CpuIsa::kScalar: max = dnnl_cpu_isa_sse41; break;
+    case CpuIsa::kAvx2: max = f.avx_vnni ? dnnl_cpu_isa_avx2_vnni : dnnl_cpu_isa_avx2; break;
+    case CpuIsa::kAvx512:
+      max = !f.avx512_vnni ? dnnl_cpu_isa_avx512_core
+            : f.avx512_bf16 ? dnnl_cpu_isa_avx512_core_bf16
+                            : dnnl_cpu_isa_avx512_core_vnni;
+      break;
+    case CpuIsa::kAmx: break;
+  }
+  if (dnnl_set_max_cpu_isa(max) != dnnl_success) {
+    return internal_error("oneDNN's instruction set can no longer be limited (oneDNN already ran)");
+  }
+  return Status::ok();
+}
+
 bool dnnl_gemm_supports(DType w) { return can_dequantize(w); }
 
 int64_t dnnl_gemm_tile_rows(int64_t n_in) {

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "cpu_kernels/cpu_isa.h"
 #include "runtime/base/dtype.h"
 #include "runtime/base/status.h"
 
@@ -33,6 +34,13 @@ bool dnnl_precision_available(DnnlPrecision p);
 // $DNNL_MAX_CPU_ISA): "sse41", "avx2", "avx512", "avx512-vnni",
 // "avx512-bf16", "amx", ...
 std::string dnnl_cpu_isa();
+
+// Limit oneDNN to what qgemm's path `isa` may use with the extensions
+// detect_cpu_features() reports (scalar: SSE4.1; avx2: AVX2, with AVX-VNNI
+// where present; avx512: AVX-512 core, VNNI, BF16 as present; amx: no limit),
+// so that --cpu-isa avx2 runs prompt batches as an AVX2 machine would. Only
+// before oneDNN's first use: an error after it.
+Status limit_dnnl_cpu_isa(CpuIsa isa);
 
 // Weight types this path reads: every type the scalar dequantizer decodes.
 bool dnnl_gemm_supports(DType w);

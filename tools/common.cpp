@@ -83,6 +83,11 @@ Result<ModelOptions> model_options(const ComputeArgs& a) {
                               " (expected a comma-separated list of avx_vnni, avx512_vnni, avx512_bf16, amx)");
     }
   }
+  if (o.kernels != CpuKernels::kReference) {
+    if (Status s = limit_dnnl_cpu_isa(active_cpu_isa()); !s.is_ok()) {
+      std::fprintf(stderr, "strata: warning: %s\n", s.message().c_str());
+    }
+  }
   const auto [gemm, gemm_from] = option_or_env(a.prefill_gemm, "--prefill-gemm", "STRATA_PREFILL_GEMM");
   if (!gemm.empty()) {
     Result<GemmPolicy> p = parse_gemm_policy(gemm);

@@ -144,7 +144,9 @@ def test_profile_json(model):
 
 
 def test_kernel_paths(model):
-    for isa, want in [("ref", "matmul_ref (reference)"), ("scalar", "qgemm scalar")]:
+    # oneDNN (prompt batches) is held to the same instructions as the chosen path.
+    for isa, want in [("ref", "matmul_ref (reference)"), ("scalar", "qgemm scalar (scalar), prompt batches auto "
+                                                                    "(onednn sse41)")]:
         p = run("bench", "-m", model, "-p", 0, "-n", 2, "-r", 1, "--cpu-isa", isa, "--probe-mib", 16,
                 "--probe-runs", 1)
         assert re.search(r"compute: \d+ threads? .*" + re.escape(want), p.stdout), p.stdout
@@ -158,7 +160,8 @@ def test_kernel_paths(model):
         env = dict(os.environ, STRATA_CPU_ISA="avx2", STRATA_CPU_DISABLE="avx_vnni")
         p = subprocess.run([STRATA, "bench", "-m", str(model), "-p", "0", "-n", "2", "-r", "1", "--probe-mib", "16",
                             "--probe-runs", "1"], capture_output=True, text=True, timeout=300, env=env)
-        assert p.returncode == 0 and "qgemm avx2 (avx2)" in p.stdout, p.stdout + p.stderr
+        assert p.returncode == 0 and "qgemm avx2 (avx2), prompt batches auto (onednn avx2)" in p.stdout, \
+            p.stdout + p.stderr
 
 
 def test_compute_option_errors(model):
