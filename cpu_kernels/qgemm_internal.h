@@ -100,8 +100,7 @@ void gemm_row_tiles(const GemmArgs& a) {
   }
   for (int64_t rc = a.r_begin; rc < a.r_end; rc += kChunk) {
     const int64_t rce = std::min(a.r_end, rc + kChunk);
-    bool unpacked = false;
-    if constexpr (UnpacksGroups<K>) unpacked = scratch != nullptr && rce - rc > 2 * K::kMaxTile;
+    const bool unpacked = scratch != nullptr && rce - rc > 2 * K::kMaxTile;
     for (int64_t o = a.o_begin; o < a.o_end; o += K::kRows) {
       const uint8_t* w = a.w + static_cast<size_t>(o / K::kRows) * a.row_bytes;
       float* yo = a.y + (o - a.o_begin);
