@@ -1,6 +1,6 @@
 // AVX2 packed qgemm tiles on VEX-encoded VNNI (vpdpbusd/vpdpwssd on ymm):
 // Alder Lake, Sapphire Rapids and later Intel cores, which run the AVX2 path
-// when AVX-512 is absent or not chosen. The unpacked kernels stay the AVX2 ones.
+// when AVX-512 is absent or not chosen. The file-layout kernels stay the AVX2 ones.
 #include <immintrin.h>
 
 #include <cstring>

@@ -95,12 +95,13 @@ void gemm_row_tiles(const GemmArgs& a) {
   constexpr int64_t kChunk = 64;
   const int64_t nb = a.n_in / K::kBlock;
   uint8_t* scratch = nullptr;
-  if constexpr (UnpacksGroups<K>) {
-    if (std::min(kChunk, a.r_end - a.r_begin) > 2 * K::kMaxTile) scratch = thread_scratch(nb * K::kUnpackedBlockBytes);
-  }
   for (int64_t rc = a.r_begin; rc < a.r_end; rc += kChunk) {
     const int64_t rce = std::min(a.r_end, rc + kChunk);
-    const bool unpacked = scratch != nullptr && rce - rc > 2 * K::kMaxTile;
+    bool unpacked = false;
+    if constexpr (UnpacksGroups<K>) {
+      unpacked = rce - rc > 2 * K::kMaxTile;
+      if (unpacked && scratch == nullptr) scratch = thread_scratch(nb * K::kUnpackedBlockBytes);
+    }
     for (int64_t o = a.o_begin; o < a.o_end; o += K::kRows) {
       const uint8_t* w = a.w + static_cast<size_t>(o / K::kRows) * a.row_bytes;
       float* yo = a.y + (o - a.o_begin);

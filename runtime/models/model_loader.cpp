@@ -198,8 +198,9 @@ Status Model::repack_matrices(ExpertRepack mode, const std::function<void(uint64
   uint64_t total = 0, packed_bytes = 0;  // with and without alignment
   for (size_t i = 0; i < ms.size(); ++i) {
     offset.push_back(total);
-    packed_bytes += qgemm_packed_bytes(ms[i]->type, ms[i]->n_in, rows[i]);
-    total += (qgemm_packed_bytes(ms[i]->type, ms[i]->n_in, rows[i]) + 63) / 64 * 64;
+    const uint64_t bytes = qgemm_packed_bytes(ms[i]->type, ms[i]->n_in, rows[i]);
+    packed_bytes += bytes;
+    total += (bytes + 63) / 64 * 64;
   }
   if (mode == ExpertRepack::kAuto && !fits_in_available_memory(total)) {
     packed_summary_ = "matrices not repacked: " + format_bytes(total) + " do not fit in available memory";
