@@ -154,9 +154,10 @@ std::string_view qgemm_variant_name(CpuIsa isa);
 
 // Raised when a change to the kernels changes their speed (2: software
 // prefetch, packed Q5_K and IQ4_XS; 3: built at -O3; 4: AVX2 packed tiles on
-// AVX-VNNI, with Q8_0 and IQ4_XS; 5: AVX2 groups unpacked once per chunk).
+// AVX-VNNI, with Q8_0 and IQ4_XS; 5: AVX2 groups unpacked once per chunk;
+// 6: packed Q4_0).
 // Measured kernel rates carry it, so a profile cache made by an older build
 // is measured again, not trusted.
-inline constexpr int kQgemmRevision = 5;
+inline constexpr int kQgemmRevision = 6;
 
 }  // namespace strata

@@ -179,6 +179,9 @@ struct PackedIQ4XS {
 struct PackedQ8_0 {
   static constexpr size_t kD = 0, kQs = 256, kBytes = 4352;
 };
+struct PackedQ4_0 {
+  static constexpr size_t kD = 0, kQs = 256, kBytes = 2304;
+};
 
 // Quant l (0..31) of row `lane` in one sub-block's nibble array of a packed
 // block (qgemm_packed.h: byte [l / 8][lane][l % 4], low nibble for l % 8 < 4).

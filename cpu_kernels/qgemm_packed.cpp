@@ -1,4 +1,4 @@
-// Packing GGUF Q4_K, Q5_K, Q6_K, Q8_0 and IQ4_XS rows into the interleaved layouts of
+// Packing GGUF Q4_K, Q5_K, Q6_K, Q8_0, Q4_0 and IQ4_XS rows into the interleaved layouts of
 // qgemm_packed.h and back. Both directions are plain byte moves (no value is
 // requantized).
 
@@ -17,13 +17,15 @@ namespace strata {
 namespace {
 
 using qgemm_detail::PackedIQ4XS;
+using qgemm_detail::PackedQ4_0;
 using qgemm_detail::PackedQ4K;
 using qgemm_detail::PackedQ5K;
 using qgemm_detail::PackedQ6K;
 using qgemm_detail::PackedQ8_0;
 
 bool packed_type(DType w) {
-  return w == DType::kQ4_K || w == DType::kQ5_K || w == DType::kQ6_K || w == DType::kQ8_0 || w == DType::kIQ4_XS;
+  return w == DType::kQ4_K || w == DType::kQ5_K || w == DType::kQ6_K || w == DType::kQ8_0 || w == DType::kQ4_0 ||
+         w == DType::kIQ4_XS;
 }
 
 size_t block_bytes(DType w) {
@@ -32,6 +34,7 @@ size_t block_bytes(DType w) {
     case DType::kQ5_K: return PackedQ5K::kBytes;
     case DType::kQ6_K: return PackedQ6K::kBytes;
     case DType::kIQ4_XS: return PackedIQ4XS::kBytes;
+    case DType::kQ4_0: return PackedQ4_0::kBytes;
     default: return PackedQ8_0::kBytes;
   }
 }
@@ -65,6 +68,28 @@ void unpack_block(const uint8_t* p, int r, Q8_0x8& b) {
       v ^= 0x80808080u;
       std::memcpy(b.b[j].qs + 4 * c, &v, 4);
     }
+  }
+}
+
+// Q4_0: the eight 32-element blocks of one 256-element packed block.
+struct Q4_0x8 {
+  BlockQ4_0 b[8];
+};
+static_assert(sizeof(Q4_0x8) == 8 * sizeof(BlockQ4_0));
+
+// GGUF bytes 4c .. 4c + 3 of block j, row r, at qs[j][c][r][t] as they are;
+// the scales at d[j][r].
+void pack_block(const Q4_0x8& b, int r, uint8_t* p) {
+  for (int j = 0; j < 8; ++j) {
+    std::memcpy(p + PackedQ4_0::kD + 32 * j + 2 * r, &b.b[j].d, 2);
+    for (int c = 0; c < 4; ++c) std::memcpy(p + PackedQ4_0::kQs + 256 * j + 64 * c + 4 * r, b.b[j].qs + 4 * c, 4);
+  }
+}
+
+void unpack_block(const uint8_t* p, int r, Q4_0x8& b) {
+  for (int j = 0; j < 8; ++j) {
+    std::memcpy(&b.b[j].d, p + PackedQ4_0::kD + 32 * j + 2 * r, 2);
+    for (int c = 0; c < 4; ++c) std::memcpy(b.b[j].qs + 4 * c, p + PackedQ4_0::kQs + 256 * j + 64 * c + 4 * r, 4);
   }
 }
 
@@ -254,7 +279,7 @@ void unpack_rows(const uint8_t* src, int64_t nb, int64_t o_begin, int64_t o_end,
   }
 }
 
-// f.template operator()<B>() with B the GGUF block (Q8_0: eight of them)
+// f.template operator()<B>() with B the GGUF block (Q8_0, Q4_0: eight of them)
 // whose 16 rows one packed block of type w holds.
 template <class F>
 void with_block_type(DType w, F&& f) {
@@ -263,6 +288,7 @@ void with_block_type(DType w, F&& f) {
     case DType::kQ5_K: f.template operator()<BlockQ5_K>(); break;
     case DType::kQ6_K: f.template operator()<BlockQ6_K>(); break;
     case DType::kIQ4_XS: f.template operator()<BlockIQ4_XS>(); break;
+    case DType::kQ4_0: f.template operator()<Q4_0x8>(); break;
     default: f.template operator()<Q8_0x8>(); break;
   }
 }

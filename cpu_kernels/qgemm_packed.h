@@ -24,6 +24,13 @@
 //     d[8][16]             f16 scale of 32-element block j of row r at d[j][r]
 //     qs[8][8][16][4]      quant 4c + t of block j, row r at qs[j][c][r][t],
 //                          stored + 128 (unsigned, as vpdpbusd multiplies)
+//   Q4_0, 2304 bytes per 256 elements (exactly the 128 GGUF blocks; rows
+//   must hold whole 256-element blocks). Its nibbles keep GGUF's order:
+//     d[8][16]             f16 scale of 32-element block j of row r at d[j][r]
+//     qs[8][4][16][4]      byte [j][c][r][t] is GGUF qs[4c + t] of block j,
+//                          row r: element 4c + t in the low nibble, 16 + 4c + t
+//                          in the high one (unsigned 0..15, the -8 applied
+//                          through the activations' block sums)
 //   Q6_K, 3360 bytes per block (exactly the 16 GGUF blocks):
 //     d[16]                f16
 //     sc[8][16][2]         int8 scales of 16-element sub-blocks 2j, 2j+1 of row r
@@ -54,8 +61,8 @@ namespace strata {
 
 inline constexpr int64_t kPackRows = 16;
 
-// True when a [n_out x n_in] matrix of type w can be packed: Q4_K, Q6_K,
-// Q8_0 or IQ4_XS with n_out a multiple of 16 and n_in of 256.
+// True when a [n_out x n_in] matrix of type w can be packed: Q4_K, Q5_K,
+// Q6_K, Q8_0, Q4_0 or IQ4_XS with n_out a multiple of 16 and n_in of 256.
 bool qgemm_packable(DType w, int64_t n_in, int64_t n_out);
 
 // True when `isa` has a SIMD kernel for packed weights of type w (the scalar

@@ -272,6 +272,26 @@ float packed_dot_q8_0(const uint8_t* grp, int lane, const ActPack& x, int64_t r,
   return sumf;
 }
 
+// As dot_q4_0 (n_in is a multiple of 256, so every block is paired).
+float packed_dot_q4_0(const uint8_t* grp, int lane, const ActPack& x, int64_t r, int64_t nb) {
+  const int8_t* xq = x.q(r);
+  const float* xd = x.d(r);
+  float sumf = 0.0f;
+  for (int64_t b = 0; b < 8 * nb; ++b) {
+    const uint8_t* p = grp + (b / 8) * PackedQ4_0::kBytes;
+    const uint8_t* qs = p + PackedQ4_0::kQs + 256 * (b % 8) + 4 * lane;
+    const int8_t* lo = xq + 64 * (b / 2) + 16 * (b % 2);
+    const int8_t* hi = lo + 32;
+    int32_t s = 0;
+    for (int l = 0; l < 16; ++l) {
+      const uint8_t q = qs[64 * (l / 4) + l % 4];
+      s += ((q & 0xF) - 8) * lo[l] + ((q >> 4) - 8) * hi[l];
+    }
+    sumf += (f16_to_f32(load_u16(p + PackedQ4_0::kD + 32 * (b % 8) + 2 * lane)) * xd[b]) * static_cast<float>(s);
+  }
+  return sumf;
+}
+
 // As dot_iq4_xs (quant l of sub-block j is element 32 j + l; the activations
 // are in ActOrder::kIQ4Halves).
 float packed_dot_iq4_xs(const uint8_t* grp, int lane, const ActPack& x, int64_t r, int64_t nb) {
@@ -311,6 +331,7 @@ KernelTable make_table() {
   t.packed[static_cast<int>(DType::kQ6_K)] = gemm_packed<packed_dot_q6_k>;
   t.packed[static_cast<int>(DType::kQ8_0)] = gemm_packed<packed_dot_q8_0>;
   t.packed[static_cast<int>(DType::kIQ4_XS)] = gemm_packed<packed_dot_iq4_xs>;
+  t.packed[static_cast<int>(DType::kQ4_0)] = gemm_packed<packed_dot_q4_0>;
   return t;
 }
 

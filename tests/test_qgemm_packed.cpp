@@ -1,4 +1,4 @@
-// The packed (rows interleaved by 16) Q4_K, Q5_K, Q6_K, Q8_0 and IQ4_XS layouts: packing round-trips bit
+// The packed (rows interleaved by 16) Q4_K, Q5_K, Q6_K, Q8_0, Q4_0 and IQ4_XS layouts: packing round-trips bit
 // for bit, the scalar packed kernel equals the GGUF scalar kernel bit for
 // bit, every SIMD packed kernel this CPU runs (AVX2, AVX-512 with and
 // without VNNI) matches it up to the float accumulation order and is range-
@@ -84,6 +84,7 @@ TEST_P(QgemmPacked, PackingRoundTripsExactly) {
                                : kT == DType::kQ5_K  ? 2880
                                : kT == DType::kQ6_K  ? 3360
                                : kT == DType::kQ8_0  ? 4352
+                               : kT == DType::kQ4_0  ? 2304
                                                      : 2240));
       std::vector<uint8_t> back(row_bytes(kT, n_in) * n_out);
       qgemm_unpack(kT, p.data(), n_in, 0, n_out, back.data());
@@ -101,8 +102,8 @@ TEST_P(QgemmPacked, PackableShapes) {
   EXPECT_TRUE(qgemm_packable(kT, 2048, 768));
   EXPECT_FALSE(qgemm_packable(kT, 2048, 760));  // not a multiple of 16 rows
   EXPECT_FALSE(qgemm_packable(kT, 100, 16));
-  EXPECT_FALSE(qgemm_packable(kT, 2080, 16));  // Q8_0 rows must be whole 256-element blocks too
-  EXPECT_FALSE(qgemm_packable(DType::kQ4_0, 2048, 768));
+  EXPECT_FALSE(qgemm_packable(kT, 2080, 16));  // Q8_0, Q4_0 rows must be whole 256-element blocks too
+  EXPECT_FALSE(qgemm_packable(DType::kQ4_1, 2048, 768));
   EXPECT_FALSE(qgemm_packed_fast(CpuIsa::kScalar, kT));
   // Q8_0 and IQ4_XS have a packed kernel with VNNI only (u8 x s8 pair sums
   // of their +128 values overflow vpmaddubsw's int16): AVX-VNNI on the AVX2 path.
@@ -190,7 +191,9 @@ TEST_P(QgemmPacked, FusedSwigluEqualsSeparateProducts) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Types, QgemmPacked, ::testing::Values(DType::kQ4_K, DType::kQ5_K, DType::kQ6_K, DType::kQ8_0, DType::kIQ4_XS),
+INSTANTIATE_TEST_SUITE_P(Types, QgemmPacked,
+                         ::testing::Values(DType::kQ4_K, DType::kQ5_K, DType::kQ6_K, DType::kQ8_0, DType::kQ4_0,
+                                           DType::kIQ4_XS),
                          [](const ::testing::TestParamInfo<DType>& i) { return std::string(dtype_name(i.param)); });
 
 }  // namespace
