@@ -105,17 +105,14 @@ TEST_P(QgemmPacked, PackableShapes) {
   EXPECT_FALSE(qgemm_packable(kT, 2080, 16));  // Q8_0, Q4_0 rows must be whole 256-element blocks too
   EXPECT_FALSE(qgemm_packable(DType::kQ4_1, 2048, 768));
   EXPECT_FALSE(qgemm_packed_fast(CpuIsa::kScalar, kT));
-  // IQ4_XS has a packed kernel with VNNI only (u8 x s8 pair sums of its +128
-  // values overflow vpmaddubsw's int16): AVX-VNNI on the AVX2 path. So does
-  // Q8_0 on AVX-512; its AVX2 tiles without VNNI multiply by sign instead.
-  const bool vnni_only = kT == DType::kIQ4_XS;
-  EXPECT_EQ(qgemm_packed_fast(CpuIsa::kAvx2, kT),
-            cpu_isa_missing(CpuIsa::kAvx2).empty() && (!vnni_only || detect_cpu_features().avx_vnni));
+  // Every type has packed AVX2 tiles, with or without AVX-VNNI (without it,
+  // Q8_0 and IQ4_XS multiply by sign: u8 x s8 pair sums of their +128 values
+  // overflow vpmaddubsw's int16). On AVX-512 those two need VNNI.
+  EXPECT_EQ(qgemm_packed_fast(CpuIsa::kAvx2, kT), cpu_isa_missing(CpuIsa::kAvx2).empty());
+  EXPECT_NE(qgemm_detail::avx2_kernels(false).packed[int(kT)], nullptr);
+  const bool vnni_only = kT == DType::kQ8_0 || kT == DType::kIQ4_XS;
   EXPECT_EQ(qgemm_packed_fast(CpuIsa::kAvx512, kT),
-            cpu_isa_missing(CpuIsa::kAvx512).empty() &&
-                (!(vnni_only || kT == DType::kQ8_0) || detect_cpu_features().avx512_vnni));
-  // The plain AVX2 table (beside AVX-VNNI, or the one an AVX2 CPU without it runs).
-  EXPECT_EQ(qgemm_detail::avx2_kernels(false).packed[int(kT)] != nullptr, !vnni_only);
+            cpu_isa_missing(CpuIsa::kAvx512).empty() && (!vnni_only || detect_cpu_features().avx512_vnni));
 }
 
 // Scalar packed == scalar GGUF bit for bit; each SIMD path near the scalar

@@ -45,8 +45,8 @@ void add_compute_options(CLI::App* cmd, ComputeArgs& a) {
                   "Kernels of prompt batches (32+ rows): auto (qgemm or oneDNN, timed per shape), native (qgemm), "
                   "or onednn; default: $STRATA_PREFILL_GEMM, else auto");
   cmd->add_option("--repack", a.repack,
-                  "Repack weights into 16-row interleaved blocks at load (q4_k, q5_k, q6_k and q4_0 on AVX2 and "
-                  "AVX-512; q8_0 on AVX2 and on AVX-512 with VNNI; iq4_xs with AVX-512 VNNI or AVX-VNNI): auto "
+                  "Repack weights into 16-row interleaved blocks at load (q4_k, q5_k, q6_k, q4_0, q8_0 and iq4_xs on "
+                  "AVX2; on AVX-512 the same, q8_0 and iq4_xs only with VNNI): auto "
                   "(when the copies fit in available memory), on, or off (compute on the file's data); default: "
                   "$STRATA_REPACK, else auto");
 }
