@@ -39,57 +39,43 @@ size_t block_bytes(DType w) {
   }
 }
 
-// Q8_0: the eight 32-element blocks of one 256-element packed block.
-struct Q8_0x8 {
-  BlockQ8_0 b[8];
+// Q8_0 and Q4_0: the eight 32-element GGUF blocks of one 256-element packed
+// block. Scale of block j, row r at d[j][r]; quant bytes 4c .. 4c + 3 of
+// block j at qs[j][c][r][0..3], xored with kFlip (Q8_0: stored + 128, as
+// unsigned, what vpdpbusd multiplies; Q4_0: as they are).
+template <class Block, class P, uint32_t kFlip>
+struct Blocks8 {
+  Block b[8];
 };
-static_assert(sizeof(Q8_0x8) == 8 * sizeof(BlockQ8_0));
+using Q8_0x8 = Blocks8<BlockQ8_0, PackedQ8_0, 0x80808080u>;
+using Q4_0x8 = Blocks8<BlockQ4_0, PackedQ4_0, 0u>;
+static_assert(sizeof(Q8_0x8) == 8 * sizeof(BlockQ8_0) && sizeof(Q4_0x8) == 8 * sizeof(BlockQ4_0));
 
-// Quant 4c + t of block j, row r, at qs[j][c][r][t], stored + 128 (as
-// unsigned, what vpdpbusd multiplies); the scales at d[j][r].
-void pack_block(const Q8_0x8& b, int r, uint8_t* p) {
+template <class Block, class P, uint32_t kFlip>
+void pack_block(const Blocks8<Block, P, kFlip>& b, int r, uint8_t* p) {
+  constexpr int kChunks = sizeof(Block::qs) / 4;
   for (int j = 0; j < 8; ++j) {
-    std::memcpy(p + PackedQ8_0::kD + 32 * j + 2 * r, &b.b[j].d, 2);
-    for (int c = 0; c < 8; ++c) {
+    std::memcpy(p + P::kD + 32 * j + 2 * r, &b.b[j].d, 2);
+    for (int c = 0; c < kChunks; ++c) {
       uint32_t v;
       std::memcpy(&v, b.b[j].qs + 4 * c, 4);
-      v ^= 0x80808080u;
-      std::memcpy(p + PackedQ8_0::kQs + 512 * j + 64 * c + 4 * r, &v, 4);
+      v ^= kFlip;
+      std::memcpy(p + P::kQs + 64 * kChunks * j + 64 * c + 4 * r, &v, 4);
     }
   }
 }
 
-void unpack_block(const uint8_t* p, int r, Q8_0x8& b) {
+template <class Block, class P, uint32_t kFlip>
+void unpack_block(const uint8_t* p, int r, Blocks8<Block, P, kFlip>& b) {
+  constexpr int kChunks = sizeof(Block::qs) / 4;
   for (int j = 0; j < 8; ++j) {
-    std::memcpy(&b.b[j].d, p + PackedQ8_0::kD + 32 * j + 2 * r, 2);
-    for (int c = 0; c < 8; ++c) {
+    std::memcpy(&b.b[j].d, p + P::kD + 32 * j + 2 * r, 2);
+    for (int c = 0; c < kChunks; ++c) {
       uint32_t v;
-      std::memcpy(&v, p + PackedQ8_0::kQs + 512 * j + 64 * c + 4 * r, 4);
-      v ^= 0x80808080u;
+      std::memcpy(&v, p + P::kQs + 64 * kChunks * j + 64 * c + 4 * r, 4);
+      v ^= kFlip;
       std::memcpy(b.b[j].qs + 4 * c, &v, 4);
     }
-  }
-}
-
-// Q4_0: the eight 32-element blocks of one 256-element packed block.
-struct Q4_0x8 {
-  BlockQ4_0 b[8];
-};
-static_assert(sizeof(Q4_0x8) == 8 * sizeof(BlockQ4_0));
-
-// GGUF bytes 4c .. 4c + 3 of block j, row r, at qs[j][c][r][t] as they are;
-// the scales at d[j][r].
-void pack_block(const Q4_0x8& b, int r, uint8_t* p) {
-  for (int j = 0; j < 8; ++j) {
-    std::memcpy(p + PackedQ4_0::kD + 32 * j + 2 * r, &b.b[j].d, 2);
-    for (int c = 0; c < 4; ++c) std::memcpy(p + PackedQ4_0::kQs + 256 * j + 64 * c + 4 * r, b.b[j].qs + 4 * c, 4);
-  }
-}
-
-void unpack_block(const uint8_t* p, int r, Q4_0x8& b) {
-  for (int j = 0; j < 8; ++j) {
-    std::memcpy(&b.b[j].d, p + PackedQ4_0::kD + 32 * j + 2 * r, 2);
-    for (int c = 0; c < 4; ++c) std::memcpy(b.b[j].qs + 4 * c, p + PackedQ4_0::kQs + 256 * j + 64 * c + 4 * r, 4);
   }
 }
 
