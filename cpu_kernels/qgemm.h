@@ -155,7 +155,7 @@ std::string_view qgemm_variant_name(CpuIsa isa);
 // Raised when a change to the kernels changes their speed (2: software
 // prefetch, packed Q5_K and IQ4_XS; 3: built at -O3; 4: AVX2 packed tiles on
 // AVX-VNNI, with Q8_0 and IQ4_XS; 5: AVX2 groups unpacked once per chunk;
-// 6: packed Q4_0).
+// 6: packed Q4_0, and packed Q8_0 and IQ4_XS on plain AVX2).
 // Measured kernel rates carry it, so a profile cache made by an older build
 // is measured again, not trusted.
 inline constexpr int kQgemmRevision = 6;
