@@ -203,8 +203,7 @@ inline constexpr IQ4NLPlus128 kIQ4NLPlus128 = [] {
 }();
 
 const KernelTable& scalar_kernels();
-// vnni: the packed tiles on VEX-encoded VNNI
-// (only when the CPU has avx_vnni).
+// vnni: the packed tiles on VEX-encoded VNNI (only when the CPU has avx_vnni).
 const KernelTable& avx2_kernels(bool vnni);
 // vnni: use vpdpwssd/vpdpbusd; bf16: use vdpbf16ps for bf16 weights. Each
 // flag may only be set when the CPU has the feature.

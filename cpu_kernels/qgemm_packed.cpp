@@ -23,22 +23,6 @@ using qgemm_detail::PackedQ5K;
 using qgemm_detail::PackedQ6K;
 using qgemm_detail::PackedQ8_0;
 
-bool packed_type(DType w) {
-  return w == DType::kQ4_K || w == DType::kQ5_K || w == DType::kQ6_K || w == DType::kQ8_0 || w == DType::kQ4_0 ||
-         w == DType::kIQ4_XS;
-}
-
-size_t block_bytes(DType w) {
-  switch (w) {
-    case DType::kQ4_K: return PackedQ4K::kBytes;
-    case DType::kQ5_K: return PackedQ5K::kBytes;
-    case DType::kQ6_K: return PackedQ6K::kBytes;
-    case DType::kIQ4_XS: return PackedIQ4XS::kBytes;
-    case DType::kQ4_0: return PackedQ4_0::kBytes;
-    default: return PackedQ8_0::kBytes;
-  }
-}
-
 // Q8_0 and Q4_0: the eight 32-element GGUF blocks of one 256-element packed
 // block. Scale of block j, row r at d[j][r]; quant bytes 4c .. 4c + 3 of
 // block j at qs[j][c][r][0..3], xored with kFlip (Q8_0: stored + 128, as
@@ -265,18 +249,30 @@ void unpack_rows(const uint8_t* src, int64_t nb, int64_t o_begin, int64_t o_end,
   }
 }
 
-// f.template operator()<B>() with B the GGUF block (Q8_0, Q4_0: eight of them)
-// whose 16 rows one packed block of type w holds.
+// f.template operator()<B, P>() with B the GGUF block (Q8_0, Q4_0: eight of
+// them) whose 16 rows one packed block of type w holds, and P its layout;
+// false (and no call) for a type without a packed layout.
 template <class F>
-void with_block_type(DType w, F&& f) {
+bool with_block_type(DType w, F&& f) {
   switch (w) {
-    case DType::kQ4_K: f.template operator()<BlockQ4_K>(); break;
-    case DType::kQ5_K: f.template operator()<BlockQ5_K>(); break;
-    case DType::kQ6_K: f.template operator()<BlockQ6_K>(); break;
-    case DType::kIQ4_XS: f.template operator()<BlockIQ4_XS>(); break;
-    case DType::kQ4_0: f.template operator()<Q4_0x8>(); break;
-    default: f.template operator()<Q8_0x8>(); break;
+    case DType::kQ4_K: f.template operator()<BlockQ4_K, PackedQ4K>(); return true;
+    case DType::kQ5_K: f.template operator()<BlockQ5_K, PackedQ5K>(); return true;
+    case DType::kQ6_K: f.template operator()<BlockQ6_K, PackedQ6K>(); return true;
+    case DType::kIQ4_XS: f.template operator()<BlockIQ4_XS, PackedIQ4XS>(); return true;
+    case DType::kQ8_0: f.template operator()<Q8_0x8, PackedQ8_0>(); return true;
+    case DType::kQ4_0: f.template operator()<Q4_0x8, PackedQ4_0>(); return true;
+    default: return false;
   }
+}
+
+bool packed_type(DType w) {
+  return with_block_type(w, []<class B, class P>() {});
+}
+
+size_t block_bytes(DType w) {
+  size_t bytes = 0;
+  with_block_type(w, [&]<class B, class P>() { bytes = P::kBytes; });
+  return bytes;
 }
 
 void check_range(DType w, int64_t n_in, int64_t o_begin, int64_t o_end) {
@@ -305,16 +301,16 @@ size_t qgemm_packed_bytes(DType w, int64_t n_in, int64_t n_rows) {
 
 void qgemm_pack(DType w_type, const void* w, int64_t n_in, int64_t o_begin, int64_t o_end, void* dst) {
   check_range(w_type, n_in, o_begin, o_end);
-  with_block_type(w_type, [&]<class B>() {
-    pack_rows<B>(static_cast<const uint8_t*>(w), n_in / kQK_K, o_begin, o_end, block_bytes(w_type),
+  with_block_type(w_type, [&]<class B, class P>() {
+    pack_rows<B>(static_cast<const uint8_t*>(w), n_in / kQK_K, o_begin, o_end, P::kBytes,
                  static_cast<uint8_t*>(dst));
   });
 }
 
 void qgemm_unpack(DType w_type, const void* packed, int64_t n_in, int64_t o_begin, int64_t o_end, void* dst) {
   check_range(w_type, n_in, o_begin, o_end);
-  with_block_type(w_type, [&]<class B>() {
-    unpack_rows<B>(static_cast<const uint8_t*>(packed), n_in / kQK_K, o_begin, o_end, block_bytes(w_type),
+  with_block_type(w_type, [&]<class B, class P>() {
+    unpack_rows<B>(static_cast<const uint8_t*>(packed), n_in / kQK_K, o_begin, o_end, P::kBytes,
                    static_cast<uint8_t*>(dst));
   });
 }
