@@ -48,6 +48,7 @@
 #include "cpu_kernels/cpu_isa.h"
 #include "cpu_kernels/dnnl_gemm.h"
 #include "cpu_kernels/qgemm.h"
+#include "cpu_kernels/qgemm_internal.h"
 #include "cpu_kernels/qgemm_packed.h"
 #include "runtime/base/half.h"
 #include "runtime/base/rng.h"
@@ -353,6 +354,35 @@ __attribute__((target("avx2,avxvnni"))) void loop_avx_vnni(int64_t n, __m256i* o
   STRATA_CHAINS(__m256i, _mm256_setzero_si256(), STEP, "x", _mm256_add_epi32)
 #undef STEP
 }
+#if STRATA_HAVE_AMX
+// AMX-INT8: four 16 x 16 accumulators, each TDPBSSD 16 x 16 x 64 multiply-adds.
+__attribute__((target("amx-tile,amx-int8"))) void loop_amx(int64_t n, __m512i* out) {
+  qgemm_detail::AmxTileConfig c;
+  c.palette = 1;
+  for (int t = 0; t < 8; ++t) c.colsb[t] = 64, c.rows[t] = 16;
+  alignas(64) int8_t src[16 * 64];
+  for (int i = 0; i < 16 * 64; ++i) src[i] = static_cast<int8_t>(i % 7 - 3);
+  __asm__ __volatile__("ldtilecfg %0" ::"m"(c));
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  _tile_loadd(4, src, 64);
+  _tile_loadd(5, src, 64);
+  _tile_loadd(6, src, 64);
+  _tile_loadd(7, src, 64);
+  for (int64_t i = 0; i < n; ++i) {
+    _tile_dpbssd(0, 4, 6);
+    _tile_dpbssd(1, 4, 7);
+    _tile_dpbssd(2, 5, 6);
+    _tile_dpbssd(3, 5, 7);
+  }
+  alignas(64) int32_t c0[16 * 16];
+  _tile_stored(0, c0, 64);
+  _tile_release();
+  std::memcpy(out, c0, 64);
+}
+#endif
 __attribute__((target("avx512f"))) void loop_fma512(int64_t n, __m512* out) {
   const __m512 m = _mm512_set1_ps(0.999f), c = _mm512_set1_ps(0.001f);
 #define STEP(v) _mm512_fmadd_ps(v, m, c)
@@ -388,7 +418,14 @@ double peak_macs(CpuIsa isa, DType t) {
   alignas(64) unsigned char sink[64];
   const bool wide = isa == CpuIsa::kAvx512 || isa == CpuIsa::kAmx;
   if (kind == 0) {
-    if (wide && f.avx512_vnni) {
+#if STRATA_HAVE_AMX
+    if (isa == CpuIsa::kAmx && f.amx_int8) {
+      sec = time_loop([&](int64_t k) { loop_amx(k / 16, reinterpret_cast<__m512i*>(sink)); }, n);
+      macs_per_iter = 4.0 * 16 * 16 * 64 / 16;
+    }
+#endif
+    if (sec > 0) {
+    } else if (wide && f.avx512_vnni) {
       sec = time_loop([&](int64_t k) { loop_vnni(k, reinterpret_cast<__m512i*>(sink)); }, n);
       macs_per_iter = 12 * 64;
     } else if (wide) {
@@ -506,6 +543,14 @@ void register_all() {
       kpaths.push_back({isa, false, std::string(cpu_isa_name(isa))});
       if (qgemm_packed_fast(isa, t)) kpaths.push_back({isa, true, std::string(cpu_isa_name(isa)) + "+packed"});
     }
+    // AMX differs from AVX-512 only in packed products of 16 rows or more:
+    // prefill only.
+    std::vector<Path> prefill_paths = kpaths;
+    if (cpu_isa_missing(CpuIsa::kAmx).empty() && qgemm_packed_fast(CpuIsa::kAmx, t) &&
+        qgemm_detail::kernel_table(CpuIsa::kAmx).packed[static_cast<int>(t)] !=
+            qgemm_detail::kernel_table(CpuIsa::kAvx512).packed[static_cast<int>(t)]) {
+      prefill_paths.push_back({CpuIsa::kAmx, true, "amx+packed"});
+    }
     for (const Shape& s : kDecodeShapes) {
       const std::string sn = std::to_string(s.n_in) + "x" + std::to_string(s.n_out);
       for (const Path& kp : kpaths) {
@@ -533,7 +578,7 @@ void register_all() {
       const std::string sn = std::to_string(s.n_in) + "x" + std::to_string(s.n_out);
       for (int64_t rows : {512, 32}) {
         const std::string rn = "/rows:" + std::to_string(rows) + "/threads:";
-        for (const Path& kp : kpaths) {
+        for (const Path& kp : prefill_paths) {
           if (kp.isa == CpuIsa::kScalar && s.n_in * s.n_out > 2048 * 768) continue;  // minutes per iteration
           for (int threads : {1, all}) {
             const std::string name = "prefill/" + tn + "/" + kp.name + "/" + sn + rn + std::to_string(threads);

@@ -21,11 +21,11 @@ const KernelTable& qgemm_detail::kernel_table(CpuIsa isa) {
   switch (isa) {
     case CpuIsa::kScalar: return qgemm_detail::scalar_kernels();
     case CpuIsa::kAvx2: return qgemm_detail::avx2_kernels(detect_cpu_features().avx_vnni);
-    case CpuIsa::kAvx512:
-    case CpuIsa::kAmx: {
+    case CpuIsa::kAvx512: {
       const CpuFeatures f = detect_cpu_features();
       return qgemm_detail::avx512_kernels(f.avx512_vnni, f.avx512_bf16);
     }
+    case CpuIsa::kAmx: return qgemm_detail::amx_kernels(false);
   }
   return qgemm_detail::scalar_kernels();
 }

@@ -126,7 +126,9 @@ void act_pack_copy_row(ActPack& dst, int64_t r, const ActPack& src, int64_t s);
 // concurrent calls on disjoint output ranges are safe; nothing is allocated;
 // paths (scalar/avx2/avx512) agree up to float rounding of the per-block
 // accumulation (the integer block sums are exact on every path). Uses
-// active_cpu_isa(); kAmx runs the AVX-512 kernels (no tile kernels yet).
+// active_cpu_isa(); kAmx runs the AVX-512 kernels, and AMX-INT8 tile kernels
+// for packed weights (qgemm_packed.h) of 16 activation rows or more, which
+// give the AVX-512 kernels' bits exactly.
 void qgemm_rows(DType w_type, const void* w, int64_t n_in, int64_t o_begin, int64_t o_end, const ActPack& x,
                 float* y, int64_t y_stride);
 
@@ -155,9 +157,10 @@ std::string_view qgemm_variant_name(CpuIsa isa);
 // Raised when a change to the kernels changes their speed (2: software
 // prefetch, packed Q5_K and IQ4_XS; 3: built at -O3; 4: AVX2 packed tiles on
 // AVX-VNNI, with Q8_0 and IQ4_XS; 5: AVX2 groups unpacked once per chunk;
-// 6: packed Q4_0, and packed Q8_0 and IQ4_XS on plain AVX2).
+// 6: packed Q4_0, and packed Q8_0 and IQ4_XS on plain AVX2; 7: AMX tile
+// kernels for packed weights).
 // Measured kernel rates carry it, so a profile cache made by an older build
 // is measured again, not trusted.
-inline constexpr int kQgemmRevision = 6;
+inline constexpr int kQgemmRevision = 7;
 
 }  // namespace strata

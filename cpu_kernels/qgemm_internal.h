@@ -202,6 +202,23 @@ inline constexpr IQ4NLPlus128 kIQ4NLPlus128 = [] {
   return t;
 }();
 
+// AMX tile configuration (palette 1), the 64 bytes LDTILECFG reads: bytes
+// per row and rows of tile registers 0..15 (unused ones zero).
+struct alignas(64) AmxTileConfig {
+  uint8_t palette = 0;
+  uint8_t start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+static_assert(sizeof(AmxTileConfig) == 64);
+// The tile registers the AMX kernels use: C accumulates, A1 x B1 and A2 x B2
+// are its dot products.
+inline constexpr int kAmxC = 0, kAmxA1 = 1, kAmxB1 = 2, kAmxA2 = 3, kAmxB2 = 4;
+// Activation rows below which a packed product stays on the AVX-512 kernel
+// (one full tile; a smaller batch pads A with zero rows).
+inline constexpr int64_t kAmxMinRows = 16;
+
 const KernelTable& scalar_kernels();
 // vnni: the packed tiles on VEX-encoded VNNI (only when the CPU has avx_vnni).
 const KernelTable& avx2_kernels(bool vnni);
@@ -215,6 +232,19 @@ namespace avx2_vnni { void fill_table(KernelTable& t); }
 namespace avx512_plain { void fill_table(KernelTable& t); }
 namespace avx512_vnni { void fill_table(KernelTable& t); }
 GemmFn avx512_bf16_kernel();
+// The AMX-INT8 packed kernels (qgemm_amx_kernels.inc) on the tile
+// instructions, and on a scalar model of them (tests); null for a type
+// without one, and amx_hw's all null when the compiler lacks AMX.
+namespace amx_hw { GemmFn packed_kernel(DType t); }
+namespace amx_emulated { GemmFn packed_kernel(DType t); }
+// The AMX path's table: the AVX-512 one, with each packed type whose tile
+// kernel (emulated: the scalar model's) passes amx_agrees() against the
+// AVX-512 kernel taking the products of kAmxMinRows rows or more.
+const KernelTable& amx_kernels(bool emulated);
+// Whether `candidate` gives the same bits as `reference` on packed
+// weights of type t, random but fixed, for 1..40 activation rows (the
+// check amx_kernels() runs once before it trusts a tile kernel).
+bool amx_agrees(DType t, GemmFn candidate, GemmFn reference);
 
 // Q4_K/Q5_K: 8 six-bit scales and mins packed in 12 bytes (see quant_blocks.h).
 inline void unpack_scale_min_k4(const uint8_t* q, uint8_t sc[8], uint8_t m[8]) {

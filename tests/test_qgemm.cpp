@@ -334,12 +334,6 @@ TEST(CpuIsa, DisablingExtensions) {
   EXPECT_EQ(qgemm_detail::avx2_kernels(true).name, std::string("avx2-vnni"));
 }
 
-// AMX tile kernels are not part of this build: say why the case does not run.
-TEST(QgemmAmx, TileKernels) {
-  if (!detect_cpu_features().amx_int8) GTEST_SKIP() << "AMX: this CPU lacks amx_int8";
-  GTEST_SKIP() << "AMX: no tile kernels yet; kAmx runs the AVX-512 kernels, tested above";
-}
-
 // The attention vector ops of every CPU path this machine runs, against a
 // double-precision sum on odd lengths (tails, masks) and unaligned starts.
 TEST(VecF32, EveryPathMatchesAWideSum) {
