@@ -2,8 +2,8 @@
 // of kAmxMinRows activation rows or more on the AMX tile kernels of each type
 // that first computes the same bits as the AVX-512 kernel on this CPU.
 #include <cstdio>
-#include <string>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "cpu_kernels/qgemm_internal.h"
@@ -20,8 +20,10 @@ constexpr DType kAmxTypes[] = {DType::kQ4_K, DType::kQ5_K, DType::kQ6_K, DType::
 template <DType kType, bool kEmulated>
 void amx_or_avx512(const GemmArgs& a) {
   static const GemmFn tiles = kEmulated ? amx_emulated::packed_kernel(kType) : amx_hw::packed_kernel(kType);
-  const CpuFeatures f = detect_cpu_features();
-  static const GemmFn small = avx512_kernels(f.avx512_vnni, f.avx512_bf16).packed[static_cast<int>(kType)];
+  static const GemmFn small = [] {
+    const CpuFeatures f = detect_cpu_features();
+    return avx512_kernels(f.avx512_vnni, f.avx512_bf16).packed[static_cast<int>(kType)];
+  }();
   (a.r_end - a.r_begin >= kAmxMinRows ? tiles : small)(a);
 }
 
