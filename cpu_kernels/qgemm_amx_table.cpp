@@ -13,8 +13,6 @@
 namespace strata::qgemm_detail {
 namespace {
 
-constexpr DType kAmxTypes[] = {DType::kQ4_K, DType::kQ5_K, DType::kQ6_K, DType::kQ8_0, DType::kQ4_0, DType::kIQ4_XS};
-
 // Small batches (decode) stay on AVX-512, which reads the weights at memory
 // speed already; both give the same bits, so the switch is invisible.
 template <DType kType, bool kEmulated>
@@ -45,8 +43,8 @@ KernelTable make_amx(bool emulated) {
   KernelTable t = avx512_kernels(f.avx512_vnni, f.avx512_bf16);
   t.name = emulated ? "amx-emulated" : "amx";
   if (!f.avx512 || (!emulated && !f.amx_int8)) return t;
-  for (DType type : kAmxTypes) {
-    const int i = static_cast<int>(type);
+  for (int i = 0; i < static_cast<int>(kDTypeIdLimit); ++i) {
+    const DType type = static_cast<DType>(i);
     const GemmFn tiles = emulated ? amx_emulated::packed_kernel(type) : amx_hw::packed_kernel(type);
     if (tiles == nullptr || t.packed[i] == nullptr) continue;
     if (!amx_agrees(type, tiles, t.packed[i])) {

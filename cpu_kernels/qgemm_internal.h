@@ -183,6 +183,18 @@ struct PackedQ4_0 {
   static constexpr size_t kD = 0, kQs = 256, kBytes = 2304;
 };
 
+// The packed layout of each packable type.
+template <DType kType>
+struct PackedLayoutOf;
+template <> struct PackedLayoutOf<DType::kQ4_K> { using type = PackedQ4K; };
+template <> struct PackedLayoutOf<DType::kQ5_K> { using type = PackedQ5K; };
+template <> struct PackedLayoutOf<DType::kQ6_K> { using type = PackedQ6K; };
+template <> struct PackedLayoutOf<DType::kIQ4_XS> { using type = PackedIQ4XS; };
+template <> struct PackedLayoutOf<DType::kQ8_0> { using type = PackedQ8_0; };
+template <> struct PackedLayoutOf<DType::kQ4_0> { using type = PackedQ4_0; };
+template <DType kType>
+using PackedLayout = typename PackedLayoutOf<kType>::type;
+
 // Quant l (0..31) of row `lane` in one sub-block's nibble array of a packed
 // block (qgemm_packed.h: byte [l / 8][lane][l % 4], low nibble for l % 8 < 4).
 inline int packed_nibble(const uint8_t* qs, int lane, int l) {

@@ -17,6 +17,7 @@ namespace strata {
 namespace {
 
 using qgemm_detail::PackedIQ4XS;
+using qgemm_detail::PackedLayout;
 using qgemm_detail::PackedQ4_0;
 using qgemm_detail::PackedQ4K;
 using qgemm_detail::PackedQ5K;
@@ -255,12 +256,12 @@ void unpack_rows(const uint8_t* src, int64_t nb, int64_t o_begin, int64_t o_end,
 template <class F>
 bool with_block_type(DType w, F&& f) {
   switch (w) {
-    case DType::kQ4_K: f.template operator()<BlockQ4_K, PackedQ4K>(); return true;
-    case DType::kQ5_K: f.template operator()<BlockQ5_K, PackedQ5K>(); return true;
-    case DType::kQ6_K: f.template operator()<BlockQ6_K, PackedQ6K>(); return true;
-    case DType::kIQ4_XS: f.template operator()<BlockIQ4_XS, PackedIQ4XS>(); return true;
-    case DType::kQ8_0: f.template operator()<Q8_0x8, PackedQ8_0>(); return true;
-    case DType::kQ4_0: f.template operator()<Q4_0x8, PackedQ4_0>(); return true;
+    case DType::kQ4_K: f.template operator()<BlockQ4_K, PackedLayout<DType::kQ4_K>>(); return true;
+    case DType::kQ5_K: f.template operator()<BlockQ5_K, PackedLayout<DType::kQ5_K>>(); return true;
+    case DType::kQ6_K: f.template operator()<BlockQ6_K, PackedLayout<DType::kQ6_K>>(); return true;
+    case DType::kIQ4_XS: f.template operator()<BlockIQ4_XS, PackedLayout<DType::kIQ4_XS>>(); return true;
+    case DType::kQ8_0: f.template operator()<Q8_0x8, PackedLayout<DType::kQ8_0>>(); return true;
+    case DType::kQ4_0: f.template operator()<Q4_0x8, PackedLayout<DType::kQ4_0>>(); return true;
     default: return false;
   }
 }
