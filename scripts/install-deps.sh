@@ -11,6 +11,9 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 APT_PACKAGES=(
   build-essential cmake ninja-build pkg-config git
   libhwloc-dev liburing-dev libdnnl-dev
+  # Debian's oneDNN is built with its OpenCL GPU runtime, so its CMake config
+  # finds OpenCL; libdnnl-dev only recommends the package that provides it.
+  ocl-icd-opencl-dev
   libcli11-dev nlohmann-json3-dev libcpp-httplib-dev
   libgtest-dev libgmock-dev libbenchmark-dev libyaml-cpp-dev
   chromium fonts-dejavu-core
