@@ -628,6 +628,7 @@ int main(int argc, char** argv) {
   benchmark::AddCustomContext("read_probe_gbps_one_thread", std::to_string(g_probe_gbps_1t));
   benchmark::AddCustomContext("read_probe_threads", std::to_string(all->n_threads));
   benchmark::AddCustomContext("read_probe_buffer_bytes", std::to_string(all->buffer_bytes));
+  benchmark::AddCustomContext("read_probe_loop", all->kernel);
   benchmark::AddCustomContext("cpu_isa_best", std::string(cpu_isa_name(best_cpu_isa())));
   benchmark::AddCustomContext("qgemm_variant", std::string(qgemm_variant_name(best_cpu_isa())));
   benchmark::AddCustomContext("cpu_features", std::string("avx2_fma=") + (f.avx2_fma ? "1" : "0") +

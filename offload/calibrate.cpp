@@ -5,7 +5,6 @@
 #include "offload/calibrate.h"
 
 #include <fcntl.h>
-#include <immintrin.h>
 #include <liburing.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -39,6 +38,7 @@
 #include "cpu_kernels/qgemm.h"
 #include "cpu_kernels/qgemm_packed.h"
 #include "cpu_kernels/quant_ref.h"
+#include "cpu_kernels/read_loops.h"
 #include "runtime/base/half.h"
 #include "runtime/base/quant_blocks.h"
 #endif
@@ -167,34 +167,6 @@ TeamRun run_team(const Topology& topo, const std::vector<int>& cores, int n_unti
 
 // ---- DRAM read bandwidth ---------------------------------------------------------
 
-// Sum of 64-bit words in [p, p + n), n a multiple of 16: four independent
-// accumulators so no load waits on an add. AVX2 where the CPU has it.
-__attribute__((target("avx2"))) uint64_t sum_avx2(const uint64_t* p, uint64_t n) {
-  __m256i a = _mm256_setzero_si256(), b = a, c = a, d = a;
-  for (uint64_t i = 0; i < n; i += 16) {
-    a = _mm256_add_epi64(a, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i)));
-    b = _mm256_add_epi64(b, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i + 4)));
-    c = _mm256_add_epi64(c, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i + 8)));
-    d = _mm256_add_epi64(d, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i + 12)));
-  }
-  alignas(32) uint64_t o[4];
-  _mm256_store_si256(reinterpret_cast<__m256i*>(o), _mm256_add_epi64(_mm256_add_epi64(a, b), _mm256_add_epi64(c, d)));
-  return o[0] + o[1] + o[2] + o[3];
-}
-
-uint64_t sum_sse2(const uint64_t* p, uint64_t n) {
-  __m128i a = _mm_setzero_si128(), b = a, c = a, d = a;
-  for (uint64_t i = 0; i < n; i += 8) {
-    a = _mm_add_epi64(a, _mm_load_si128(reinterpret_cast<const __m128i*>(p + i)));
-    b = _mm_add_epi64(b, _mm_load_si128(reinterpret_cast<const __m128i*>(p + i + 2)));
-    c = _mm_add_epi64(c, _mm_load_si128(reinterpret_cast<const __m128i*>(p + i + 4)));
-    d = _mm_add_epi64(d, _mm_load_si128(reinterpret_cast<const __m128i*>(p + i + 6)));
-  }
-  alignas(16) uint64_t o[2];
-  _mm_store_si128(reinterpret_cast<__m128i*>(o), _mm_add_epi64(_mm_add_epi64(a, b), _mm_add_epi64(c, d)));
-  return o[0] + o[1];
-}
-
 uint64_t llc_bytes(const HardwareProfile& p) { return p.cpu.l3_bytes; }
 
 struct ReadResult {
@@ -211,22 +183,33 @@ Result<ReadResult> read_probe(const Topology& topo, int reader, int holder, uint
   auto* buf = static_cast<uint64_t*>(topo.alloc_on_node(bytes, holder));
   if (!buf) return out_of_memory("read probe: cannot allocate " + size_str(bytes));
   const uint64_t words = bytes / 8, per = words / static_cast<uint64_t>(n);
-  const bool avx2 = __builtin_cpu_supports("avx2");
+  // Pass 0 touches, pass 1 warms up, timed pass i runs read loop i % n_loops;
+  // the fastest loop's passes are the result.
+  const std::vector<ReadLoop> loops = read_loops();
+  const int n_loops = static_cast<int>(loops.size());
+  Budget per_loop = budget;
+  per_loop.min_runs *= n_loops;
+  per_loop.max_runs *= n_loops;
   std::atomic<uint64_t> sink{0};
-  TeamRun run = run_team(topo, cores, 2, budget, [&](int t, int pass) {
+  TeamRun run = run_team(topo, cores, 2, per_loop, [&](int t, int pass) {
     uint64_t* p = buf + per * static_cast<uint64_t>(t);
     if (pass == 0) {
       for (uint64_t i = 0; i < per; ++i) p[i] = i * 0x9E3779B97F4A7C15ull;  // first touch: pages land on `holder`
     } else {
-      sink.fetch_add(avx2 ? sum_avx2(p, per) : sum_sse2(p, per), std::memory_order_relaxed);
+      const ReadLoop& loop = loops[static_cast<size_t>(std::max(0, pass - 2) % n_loops)];
+      sink.fetch_add(loop.sum(p, per), std::memory_order_relaxed);
     }
   });
   topo.free_on_node(buf, bytes);
+  std::vector<double> all;
+  for (double s : run.seconds) all.push_back(static_cast<double>(bytes) / s / 1e9);
+  BestReadLoop best = best_read_loop(all, loops.size());
   ReadResult r;
-  for (double s : run.seconds) r.gbps.push_back(static_cast<double>(bytes) / s / 1e9);
+  r.gbps = std::move(best.gbps);
   r.how = "read probe: " + std::to_string(n) + " threads pinned to node " + std::to_string(reader) + "'s cores, " +
           size_str(bytes) + " buffer bound to node " + std::to_string(holder) + ", " + std::to_string(r.gbps.size()) +
-          " runs, " + (avx2 ? "avx2" : "sse2") + " loads" + (run.pin_note.empty() ? "" : "; " + run.pin_note);
+          " runs of the fastest of " + std::to_string(n_loops) + " read loops (" + loops[best.loop].name + ")" +
+          (run.pin_note.empty() ? "" : "; " + run.pin_note);
   return r;
 }
 

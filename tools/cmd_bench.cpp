@@ -235,7 +235,8 @@ void run(const BenchArgs& a) {
                   speedup(r));
     }
   }
-  std::printf("\nDRAM read probe: %.2f GB/s (median of %zu passes over %s, %d threads, %s loads)\n",
+  std::printf("\nDRAM read probe: %.2f GB/s (median of %zu passes over %s, %d threads, %s loads, "
+              "the fastest read loop)\n",
               probe->median_gbps, probe->gbps.size(), format_bytes(probe->buffer_bytes).c_str(), probe->n_threads,
               probe->kernel);
   std::printf("compute: %s\n", compute_summary(m).c_str());

@@ -1,6 +1,7 @@
 // The read-bandwidth probe: persistent threads meet at a barrier, each sums
-// its slice with independent accumulators (no dependency chain limits the
-// loads), and the pass ends when the last thread reaches the barrier again.
+// its slice with one of the read loops (cpu_kernels/read_loops.h), and the
+// pass ends when the last thread reaches the barrier again. The loops take
+// turns, pass by pass, and the fastest one's passes are the result.
 #include "runtime/eval/bandwidth_probe.h"
 
 #include <algorithm>
@@ -9,12 +10,13 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
-#include <immintrin.h>
 #include <sched.h>
 #include <memory>
 #include <string>
 #include <thread>
 #include <unistd.h>
+
+#include "cpu_kernels/read_loops.h"
 
 namespace strata {
 namespace {
@@ -41,37 +43,6 @@ uint64_t parse_cache_size(const std::string& s) {
     case 'G': return v << 30;
     default: return v;
   }
-}
-
-// Sums of 64-bit words over [begin, end) (end - begin a multiple of 16), in
-// four independent vector accumulators so the loads never wait on an add.
-// SSE2 is in every x86-64; the AVX2 version (chosen at run time) reads ~30%
-// faster per core on machines where one core cannot saturate DRAM with
-// 16-byte loads.
-uint64_t sum_words_sse2(const uint64_t* begin, const uint64_t* end) {
-  __m128i a0 = _mm_setzero_si128(), a1 = a0, a2 = a0, a3 = a0;
-  for (const uint64_t* p = begin; p < end; p += 8) {
-    a0 = _mm_add_epi64(a0, _mm_load_si128(reinterpret_cast<const __m128i*>(p)));
-    a1 = _mm_add_epi64(a1, _mm_load_si128(reinterpret_cast<const __m128i*>(p + 2)));
-    a2 = _mm_add_epi64(a2, _mm_load_si128(reinterpret_cast<const __m128i*>(p + 4)));
-    a3 = _mm_add_epi64(a3, _mm_load_si128(reinterpret_cast<const __m128i*>(p + 6)));
-  }
-  alignas(16) uint64_t out[2];
-  _mm_store_si128(reinterpret_cast<__m128i*>(out), _mm_add_epi64(_mm_add_epi64(a0, a1), _mm_add_epi64(a2, a3)));
-  return out[0] + out[1];
-}
-
-__attribute__((target("avx2"))) uint64_t sum_words_avx2(const uint64_t* begin, const uint64_t* end) {
-  __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
-  for (const uint64_t* p = begin; p < end; p += 16) {
-    a0 = _mm256_add_epi64(a0, _mm256_load_si256(reinterpret_cast<const __m256i*>(p)));
-    a1 = _mm256_add_epi64(a1, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + 4)));
-    a2 = _mm256_add_epi64(a2, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + 8)));
-    a3 = _mm256_add_epi64(a3, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + 12)));
-  }
-  alignas(32) uint64_t out[4];
-  _mm256_store_si256(reinterpret_cast<__m256i*>(out), _mm256_add_epi64(_mm256_add_epi64(a0, a1), _mm256_add_epi64(a2, a3)));
-  return (out[0] + out[1]) + (out[2] + out[3]);
 }
 
 struct FreeDeleter {
@@ -125,15 +96,16 @@ Result<BandwidthProbeResult> probe_read_bandwidth(const BandwidthProbeOptions& o
     b = 16 * (n_lines * uint64_t(t) / uint64_t(n_t));
     e = 16 * (n_lines * uint64_t(t + 1) / uint64_t(n_t));
   };
-  const bool avx2 = __builtin_cpu_supports("avx2");
-  const auto sum_words = avx2 ? sum_words_avx2 : sum_words_sse2;
-  r.kernel = avx2 ? "avx2" : "sse2";
+  const std::vector<ReadLoop> loops = read_loops();
+  const int n_loops = static_cast<int>(loops.size());
+  auto loop_of = [&](int pass) { return loops[static_cast<size_t>(std::max(0, pass - 2) % n_loops)]; };
 
   // Pass 0 writes the buffer (first touch), pass 1 reads it untimed, passes
-  // 2.. are timed. Thread 0 is the calling thread and keeps the clock.
+  // 2.. are timed, n_runs per loop, the loops taking turns. Thread 0 is the
+  // calling thread and keeps the clock.
   std::barrier sync(n_t);
   std::atomic<uint64_t> sink{0};  // keeps the reads from being optimized away
-  const int n_pass = o.n_runs + 2;
+  const int n_pass = o.n_runs * n_loops + 2;
   auto work = [&](int t, int pass) {
     uint64_t b, e;
     slice(t, b, e);
@@ -141,7 +113,7 @@ Result<BandwidthProbeResult> probe_read_bandwidth(const BandwidthProbeOptions& o
     if (pass == 0) {
       for (uint64_t i = b; i < e; ++i) w[i] = i * 0x9E3779B97F4A7C15ull;
     } else {
-      sink.fetch_add(sum_words(w + b, w + e), std::memory_order_relaxed);
+      sink.fetch_add(loop_of(pass).sum(w + b, e - b), std::memory_order_relaxed);
     }
   };
   std::vector<std::thread> pool;
@@ -165,6 +137,9 @@ Result<BandwidthProbeResult> probe_read_bandwidth(const BandwidthProbeOptions& o
   }
   for (auto& th : pool) th.join();
 
+  BestReadLoop best = best_read_loop(r.gbps, loops.size());
+  r.kernel = loops[best.loop].name;
+  r.gbps = std::move(best.gbps);
   std::vector<double> sorted = r.gbps;
   std::sort(sorted.begin(), sorted.end());
   const size_t n = sorted.size();

@@ -13,15 +13,15 @@ namespace strata {
 struct BandwidthProbeOptions {
   uint64_t buffer_bytes = 0;  // 0: four times the last-level cache, at least 1 GiB
   int n_threads = 0;          // 0: one per hardware thread
-  int n_runs = 7;             // timed passes; the median is reported
+  int n_runs = 7;             // timed passes per read loop; the fastest loop's median is reported
 };
 
 struct BandwidthProbeResult {
   uint64_t buffer_bytes = 0;
   uint64_t llc_bytes = 0;  // last-level cache as the OS reports it (0: unknown)
   int n_threads = 0;
-  const char* kernel = "";   // "avx2" or "sse2" loads
-  std::vector<double> gbps;  // one per timed pass, 1 GB = 1e9 bytes
+  const char* kernel = "";   // the fastest read loop (ReadLoop::name): "avx512+prefetch", "avx2", ...
+  std::vector<double> gbps;  // one per timed pass of that loop, 1 GB = 1e9 bytes
   double median_gbps = 0;
 };
 
@@ -29,7 +29,8 @@ struct BandwidthProbeResult {
 uint64_t last_level_cache_bytes();
 
 // Allocates and touches the buffer (each thread its own slice, so pages land
-// on that thread's NUMA node), reads it once untimed, then n_runs timed passes.
+// on that thread's NUMA node), reads it once untimed, then n_runs timed passes
+// of each read loop (cpu_kernels/read_loops.h), and keeps the fastest loop's.
 Result<BandwidthProbeResult> probe_read_bandwidth(const BandwidthProbeOptions& options = {});
 
 }  // namespace strata
