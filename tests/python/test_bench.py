@@ -41,9 +41,11 @@ def test_table(model):
     pp, tg = rows
     assert pp[6:] == ["-", "-", "-"]
     assert re.fullmatch(r"[\d.]+ (KiB|MiB)", tg[6]) and float(tg[7]) > 0 and re.fullmatch(r"[\d.]+%", tg[8])
-    m = re.search(r"DRAM read probe: ([\d.]+) GB/s \(median of 3 passes over 64.00 MiB, (\d+) threads, "
-                  r"((?:avx512|avx2|sse2)(?:\+prefetch)?) loads, the fastest read loop\)", p.stdout)
+    m = re.search(r"DRAM read probe: ([\d.]+) GB/s \(the higher of ([\d.]+) before the tests and ([\d.]+) after; "
+                  r"median of 3 passes over 64.00 MiB, (\d+) threads, ((?:avx512|avx2|sse2)(?:\+prefetch)?) loads, "
+                  r"the fastest read loop\)", p.stdout)
     assert m and float(m.group(1)) > 0, p.stdout
+    assert float(m.group(1)) == max(float(m.group(2)), float(m.group(3)))
     # The percentage is the tg GB/s over the probe's median.
     assert float(tg[8].rstrip("%")) == pytest.approx(100 * float(tg[7]) / float(m.group(1)), abs=0.1)
 
@@ -57,6 +59,7 @@ def test_json(model):
     assert 0 < m["active_bytes_per_token"] < m["size_bytes"] and m["n_params"] > 0
     pr = j["probe"]
     assert pr["buffer_bytes"] == 32 << 20 and len(pr["samples_gbps"]) == 2 and pr["median_gbps"] > 0
+    assert pr["median_gbps"] == max(pr["before_median_gbps"], pr["after_median_gbps"])
     assert re.fullmatch(r"(avx512|avx2|sse2)(\+prefetch)?", pr["kernel"]) and pr["threads"] >= 1
     pp, tg = j["tests"]
     assert (pp["test"], pp["n_prompt"], pp["n_gen"]) == ("pp16", 16, 0)
