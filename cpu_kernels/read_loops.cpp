@@ -88,13 +88,12 @@ std::vector<ReadLoop> read_loops() {
 
 BestReadLoop best_read_loop(const std::vector<double>& gbps, size_t n_loops) {
   BestReadLoop best;
-  double best_median = -1;
   for (size_t l = 0; l < n_loops; ++l) {
     std::vector<double> mine;
     for (size_t i = l; i < gbps.size(); i += n_loops) mine.push_back(gbps[i]);
     if (mine.empty()) continue;
     const double m = median(mine);
-    if (m > best_median) best_median = m, best = {l, std::move(mine)};
+    if (best.gbps.empty() || m > best.median_gbps) best = {l, std::move(mine), m};
   }
   return best;
 }

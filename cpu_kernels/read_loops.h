@@ -28,10 +28,12 @@ struct ReadLoop {
 std::vector<ReadLoop> read_loops();
 
 // Timed passes that took turns over n_loops loops (pass i ran loop
-// i % n_loops), as GB/s: the loop with the highest median and its passes.
+// i % n_loops), as GB/s: the loop with the highest median, its passes and
+// that median.
 struct BestReadLoop {
   size_t loop = 0;
   std::vector<double> gbps;
+  double median_gbps = 0;
 };
 BestReadLoop best_read_loop(const std::vector<double>& gbps, size_t n_loops);
 

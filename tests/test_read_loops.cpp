@@ -46,6 +46,7 @@ TEST(ReadLoops, BestIsTheHighestMedianNotTheHighestPass) {
   const BestReadLoop best = best_read_loop(gbps, 3);
   EXPECT_EQ(best.loop, 1u);
   EXPECT_EQ(best.gbps, (std::vector<double>{20, 21, 19}));
+  EXPECT_EQ(best.median_gbps, 20);
   const BestReadLoop only = best_read_loop({5, 6}, 1);
   EXPECT_EQ(only.loop, 0u);
   EXPECT_EQ(only.gbps.size(), 2u);

@@ -140,10 +140,7 @@ Result<BandwidthProbeResult> probe_read_bandwidth(const BandwidthProbeOptions& o
   BestReadLoop best = best_read_loop(r.gbps, loops.size());
   r.kernel = loops[best.loop].name;
   r.gbps = std::move(best.gbps);
-  std::vector<double> sorted = r.gbps;
-  std::sort(sorted.begin(), sorted.end());
-  const size_t n = sorted.size();
-  r.median_gbps = n % 2 ? sorted[n / 2] : 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]);
+  r.median_gbps = best.median_gbps;
   return r;
 }
 
