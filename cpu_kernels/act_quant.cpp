@@ -110,14 +110,15 @@ void act_pack_prepare(ActPack& p, DType w_type, int64_t n_in, int64_t n_rows) {
   STRATA_CHECK(n_in >= 0 && n_rows >= 0);
   STRATA_CHECK(n_in % dtype_traits(w_type).block_elems == 0);
   const size_t n = static_cast<size_t>(n_in);
-  size_t stride = 0, d_off = 0, bsums_off = 0;
+  size_t stride = 0, d_off = 0, bsums_off = 0, offsets_off = 0;
   switch (f) {
     case ActFormat::kQ8K:
     case ActFormat::kQ8_32: {
       const size_t nb = n / static_cast<size_t>(act_block(f));
       d_off = round_up(n);
       bsums_off = d_off + round_up(nb * sizeof(float));
-      stride = bsums_off + round_up((f == ActFormat::kQ8K ? n / 16 : nb) * sizeof(int16_t));
+      offsets_off = bsums_off + round_up((f == ActFormat::kQ8K ? n / 16 : nb) * sizeof(int16_t));
+      stride = offsets_off + (w_type == DType::kQ6_K ? round_up(n / 16 * sizeof(int32_t)) : 0);
       break;
     }
     case ActFormat::kF32: stride = round_up(n * sizeof(float)); break;
@@ -136,6 +137,7 @@ void act_pack_prepare(ActPack& p, DType w_type, int64_t n_in, int64_t n_rows) {
   p.row_stride_ = stride;
   p.d_off_ = d_off;
   p.bsums_off_ = bsums_off;
+  p.offsets_off_ = offsets_off;
   p.w_type_ = w_type;
   p.format_ = f;
   p.order_ = act_order(w_type);
@@ -178,6 +180,15 @@ void act_pack_rows(ActPack& p, const float* x, int64_t x_stride, int64_t r_begin
             int s = 0;
             for (int i = 0; i < sum_len; ++i) s += natural[g * sum_len + i];
             bsums[b0 * (blk / sum_len) + g] = static_cast<int16_t>(s);
+          }
+          if (p.w_type_ == DType::kQ6_K) {
+            auto* offsets = reinterpret_cast<int32_t*>(row + p.offsets_off_) + b0 * (blk / 16);
+            for (int g = 0; g < len / 16; ++g) {
+              int lo = 0, hi = 0;
+              for (int i = 0; i < 16; ++i) (i % 4 < 2 ? lo : hi) += natural[g * 16 + i];
+              offsets[g] = static_cast<int32_t>(static_cast<uint32_t>(static_cast<uint16_t>(-32 * lo)) |
+                                                static_cast<uint32_t>(static_cast<uint16_t>(-32 * hi)) << 16);
+            }
           }
           // Every order moves whole runs of 16 (sub-block halves or more).
           int8_t* qg = q + static_cast<int64_t>(b0) * blk;

@@ -70,10 +70,15 @@ class ActPack {
   //   d:     n_in / block floats (block 256 or 32)
   //   bsums: n_in / 16 int16, sums of 16 consecutive q in natural order (kQ8K);
   //          n_in / 32, sums of each block (kQ8_32)
+  //   q6k_offsets (q6_k only): n_in / 16 int32, one per 16 consecutive q: -32
+  //          times the sum of the q at positions 4c and 4c + 1 (c < 4) in the
+  //          low int16, at 4c + 2 and 4c + 3 in the high int16: Q6_K's -32
+  //          offset as a vpmaddubsw product of those 16 q lands in int16 lanes
   //   f32:   n_in floats (kF32);  bf16: n_in uint16 (kBF16)
   const int8_t* q(int64_t r) const { return reinterpret_cast<const int8_t*>(row(r)); }
   const float* d(int64_t r) const { return reinterpret_cast<const float*>(row(r) + d_off_); }
   const int16_t* bsums(int64_t r) const { return reinterpret_cast<const int16_t*>(row(r) + bsums_off_); }
+  const int32_t* q6k_offsets(int64_t r) const { return reinterpret_cast<const int32_t*>(row(r) + offsets_off_); }
   const float* f32(int64_t r) const { return reinterpret_cast<const float*>(row(r)); }
   const uint16_t* bf16(int64_t r) const { return reinterpret_cast<const uint16_t*>(row(r)); }
 
@@ -92,6 +97,7 @@ class ActPack {
   size_t row_stride_ = 0;
   size_t d_off_ = 0;
   size_t bsums_off_ = 0;
+  size_t offsets_off_ = 0;
   DType w_type_ = DType::kF32;
   ActFormat format_ = ActFormat::kNone;
   ActOrder order_ = ActOrder::kNatural;

@@ -34,6 +34,22 @@ inline std::vector<float> make_x(int64_t n_rows, int64_t n_in, uint64_t seed) {
 
 inline uint64_t row_bytes(DType t, int64_t n_in) { return *dtype_row_bytes(t, static_cast<uint64_t>(n_in)); }
 
+// Sane random f16 block scales (d, and dmin for Q4_K/Q5_K) in every block of
+// n_out rows of GGUF type t whose other bytes are arbitrary.
+inline void set_block_scales(DType t, std::vector<uint8_t>& w, int64_t n_in, int64_t n_out, Xoshiro256& rng) {
+  const auto& tr = dtype_traits(t);
+  const int64_t nb = n_in / tr.block_elems * n_out;
+  for (int64_t b = 0; b < nb; ++b) {
+    uint8_t* blk = w.data() + b * tr.block_bytes;
+    const uint16_t d = f32_to_f16(static_cast<float>(uniform(rng, 0.001, 0.02)));
+    const uint16_t dmin = f32_to_f16(static_cast<float>(uniform(rng, 0.0, 0.005)));
+    size_t d_off = 0;
+    if (t == DType::kQ6_K) d_off = 208;
+    std::memcpy(blk + d_off, &d, 2);
+    if (t == DType::kQ4_K || t == DType::kQ5_K) std::memcpy(blk + 2, &dmin, 2);
+  }
+}
+
 // Weights: quantize_row_ref of random floats where strata has an encoder;
 // otherwise (iq4_xs) random blocks with a sane scale. With `raw`, every type
 // gets random bytes (extreme quants and sub-scales) with only the f16 block
@@ -52,16 +68,20 @@ inline std::vector<uint8_t> make_w(DType t, int64_t n_in, int64_t n_out, uint64_
     return w;
   }
   rng.fill(w.data(), w.size());
-  const auto& tr = dtype_traits(t);
-  const int64_t nb = n_in / tr.block_elems * n_out;
-  for (int64_t b = 0; b < nb; ++b) {
-    uint8_t* blk = w.data() + b * tr.block_bytes;
-    const uint16_t d = f32_to_f16(static_cast<float>(uniform(rng, 0.001, 0.02)));
-    const uint16_t dmin = f32_to_f16(static_cast<float>(uniform(rng, 0.0, 0.005)));
-    size_t d_off = 0;
-    if (t == DType::kQ6_K) d_off = 208;
-    std::memcpy(blk + d_off, &d, 2);
-    if (t == DType::kQ4_K || t == DType::kQ5_K) std::memcpy(blk + 2, &dmin, 2);
+  set_block_scales(t, w, n_in, n_out, rng);
+  return w;
+}
+
+// Weights with every byte `fill` but the f16 block scales (and, for a zero
+// fill, Q6_K's sub-scales, which would zero the block): the extreme quants
+// the SIMD kernels' narrow sums must hold, e.g. 0xFF (Q4_K 15, Q5_K 31, Q6_K
+// 63, IQ4_XS 113), 0x00 (Q6_K -32, Q4_0 -8, IQ4_XS -127), 0x80 (Q8_0 -128).
+inline std::vector<uint8_t> make_extreme_w(DType t, int64_t n_in, int64_t n_out, uint8_t fill) {
+  std::vector<uint8_t> w(row_bytes(t, n_in) * static_cast<uint64_t>(n_out) + 1, fill);
+  Xoshiro256 rng(fill);
+  set_block_scales(t, w, n_in, n_out, rng);
+  if (t == DType::kQ6_K && fill == 0) {
+    for (size_t b = 0; b + 210 <= w.size(); b += 210) std::memset(w.data() + b + 192, 127, 16);
   }
   return w;
 }

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cpu_kernels/activation.h"
@@ -162,6 +163,48 @@ TEST_P(QgemmPacked, EveryPathMatchesTheGgufKernel) {
           for (size_t i = 0; i < n; ++i) {
             ASSERT_NEAR(y[i], ref[i], 1e-5 * scale[i] + 1e-30) << t->name << ", n_in " << n_in << " rows " << n_rows;
           }
+        }
+      }
+    }
+  }
+}
+
+// Extreme quants against activations of magnitude 127 in sign patterns that
+// fill each SIMD lane's narrow (int16) sums to the limit the kernels' bounds
+// allow: every path still equals the scalar one.
+TEST_P(QgemmPacked, ExtremeValuesFitTheNarrowSums) {
+  const DType kT = GetParam();
+  constexpr int64_t kIn = 768, kOut = 32;
+  for (int n_rows : {4, 40}) {
+    std::vector<float> x(size_t(n_rows * kIn));
+    for (int r = 0; r < n_rows; ++r) {
+      for (int64_t i = 0; i < kIn; ++i) {
+        const bool neg = r % 4 == 1 || (r % 4 == 2 && i % 2 == 1) || (r % 4 == 3 && i % 4 >= 2);
+        x[size_t(r * kIn + i)] = neg ? -1.0f : 1.0f;
+      }
+    }
+    const ActPack a = pack_x(kT, x, n_rows, kIn);
+    for (int fill : {0x00, 0xFF, 0x80, 0x7F}) {
+      const std::vector<uint8_t> w = test::make_extreme_w(kT, kIn, kOut, uint8_t(fill));
+      const std::vector<uint8_t> p = packed_of(kT, w, kIn, kOut);
+      const size_t n = size_t(n_rows * kOut);
+      std::vector<float> ref(n, NAN);
+      qgemm_rows_isa(CpuIsa::kScalar, kT, w.data(), kIn, 0, kOut, a, ref.data(), kOut);
+      const std::vector<double> scale = abs_scale(kT, w, x, kIn, kOut, n_rows);
+      std::vector<std::pair<std::string, std::vector<float>>> got;
+      for (CpuIsa isa : runnable_isas()) {
+        got.emplace_back(cpu_isa_name(isa), std::vector<float>(n, NAN));
+        qgemm_packed_rows_isa(isa, kT, p.data(), kIn, 0, kOut, a, got.back().second.data(), kOut);
+      }
+      for (const qgemm_detail::KernelTable* t : tables_beside_the_chosen()) {
+        if (!t->packed[int(kT)]) continue;
+        got.emplace_back(t->name, std::vector<float>(n, NAN));
+        run_packed_table(kT, *t, p, kIn, kOut, a, got.back().second);
+      }
+      for (const auto& [name, y] : got) {
+        for (size_t i = 0; i < n; ++i) {
+          ASSERT_NEAR(y[i], ref[i], 1e-5 * scale[i] + 1e-30)
+              << name << ", fill " << fill << ", row " << i / kOut << " of " << n_rows << ", out " << i % kOut;
         }
       }
     }
