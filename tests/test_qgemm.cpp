@@ -244,6 +244,14 @@ TEST(QgemmApi, ActPackReuseAndContents) {
         int s = 0;
         for (int i = 0; i < 16; ++i) s += p.q(r)[b * 256 + g * 16 + i];  // q6_k: natural order
         EXPECT_EQ(p.bsums(r)[b * 16 + g], s);
+        int lo = 0, hi = 0;  // q6k_offsets: -32 times the sums of positions 4c, 4c + 1 and of 4c + 2, 4c + 3
+        for (int c = 0; c < 4; ++c) {
+          lo += p.q(r)[b * 256 + g * 16 + 4 * c] + p.q(r)[b * 256 + g * 16 + 4 * c + 1];
+          hi += p.q(r)[b * 256 + g * 16 + 4 * c + 2] + p.q(r)[b * 256 + g * 16 + 4 * c + 3];
+        }
+        const int32_t off = p.q6k_offsets(r)[b * 16 + g];
+        EXPECT_EQ(int16_t(off & 0xFFFF), -32 * lo);
+        EXPECT_EQ(int16_t(off >> 16), -32 * hi);
       }
     }
   }
@@ -290,6 +298,7 @@ TEST(QgemmApi, ActPackQuantizesExactlyAndCopiesRows) {
   EXPECT_EQ(std::memcmp(c.q(1), p.q(0), kN), 0);
   EXPECT_EQ(std::memcmp(c.d(1), p.d(0), 2 * sizeof(float)), 0);
   EXPECT_EQ(std::memcmp(c.bsums(1), p.bsums(0), 32 * sizeof(int16_t)), 0);
+  EXPECT_EQ(std::memcmp(c.q6k_offsets(1), p.q6k_offsets(0), 32 * sizeof(int32_t)), 0);
 }
 
 TEST(CpuIsa, OverridesAndErrors) {
