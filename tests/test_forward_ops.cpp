@@ -467,6 +467,57 @@ TEST(ForwardOps, PartlyPackedMatrix) {
   }
 }
 
+// q, k and v through one split of their joint rows (mixed activation
+// formats, a packed matrix, a row count that is not a multiple of 16) give
+// each output the bits of its own product, on one thread and over a pool;
+// with the reference kernels they run one product each.
+TEST(ForwardOps, SharedInputProductsEqualSeparateOnes) {
+  constexpr int64_t kIn = 512;
+  const DType types[3] = {DType::kQ4_K, DType::kQ6_K, DType::kQ4_K};
+  const int64_t outs[3] = {96, 40, 48};
+  std::vector<QMatrix> qs;
+  for (int i = 0; i < 3; ++i) qs.push_back(make_matrix(types[i], kIn, outs[i], 60 + i));
+  std::vector<uint8_t> packed(qgemm_packed_bytes(DType::kQ4_K, kIn, outs[2]));
+  qgemm_pack(DType::kQ4_K, qs[2].bytes.data(), kIn, 0, outs[2], packed.data());
+  for (CpuKernels kernels : {CpuKernels::kFast, CpuKernels::kReference}) {
+    for (int threads : {1, 2}) {
+      ComputeContext ctx;
+      ctx.kernels = kernels;
+      if (threads > 1) {
+        auto topo = Topology::synthetic("pack:1 numa:1 core:2 pu:1");
+        ASSERT_TRUE(topo.is_ok());
+        auto pool = CpuPool::create(*topo, {threads, false, 100});
+        ASSERT_TRUE(pool.is_ok());
+        ctx.pool = std::move(pool.value());
+      }
+      Matrix ms[3];
+      for (int i = 0; i < 3; ++i) {
+        ms[i].type = types[i], ms[i].data = qs[size_t(i)].bytes.data(), ms[i].n_in = kIn, ms[i].n_out = outs[i];
+        ms[i].row_bytes = *dtype_row_bytes(types[i], uint64_t(kIn)), ms[i].ctx = &ctx;
+      }
+      if (qgemm_packed_fast(active_cpu_isa(), DType::kQ4_K)) ms[2].packed = packed.data(), ms[2].n_packed = outs[2];
+      for (int64_t rows : {1, 3}) {
+        const std::vector<float> x = randn(size_t(kIn * rows), 70 + rows);
+        std::vector<float> want[3], got[3];
+        float* got_ptr[3];
+        for (int i = 0; i < 3; ++i) {
+          want[i].resize(size_t(outs[i] * rows));
+          got[i].assign(want[i].size(), NAN);
+          got_ptr[i] = got[i].data();
+          ms[i].mul(x.data(), rows, want[i].data());
+        }
+        const Matrix* mp[3] = {&ms[0], &ms[1], &ms[2]};
+        mul_shared_input(mp, x.data(), rows, got_ptr);
+        for (int i = 0; i < 3; ++i) {
+          ASSERT_EQ(std::memcmp(got[i].data(), want[i].data(), want[i].size() * sizeof(float)), 0)
+              << "matrix " << i << ", " << threads << " threads, " << rows << " rows"
+              << (kernels == CpuKernels::kReference ? ", reference" : "");
+        }
+      }
+    }
+  }
+}
+
 SamplerParams sampler_params(float temp, int32_t top_k, float top_p, float min_p, uint64_t seed) {
   SamplerParams p;
   p.temp = temp, p.top_k = top_k, p.top_p = top_p, p.min_p = min_p, p.seed = seed;

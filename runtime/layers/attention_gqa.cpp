@@ -87,9 +87,9 @@ void attention_gqa(const GqaWeights& w, const GqaConfig& c, uint32_t layer, cons
                    const TokenPlaces& places, KvCache& cache, float* out) {
   const int64_t T = places.n_tokens, H = c.n_head, Hkv = c.n_head_kv, dk = c.head_k, dv = c.head_v;
   std::vector<float> q(size_t(T * H * dk)), k(size_t(T * Hkv * dk)), v(size_t(T * Hkv * dv));
-  w.wq.mul(x, T, q.data());
-  w.wk.mul(x, T, k.data());
-  w.wv.mul(x, T, v.data());
+  const Matrix* qkv[] = {&w.wq, &w.wk, &w.wv};
+  float* const qkv_out[] = {q.data(), k.data(), v.data()};
+  mul_shared_input(qkv, x, T, qkv_out);
   add_bias(q.data(), T, w.bq);
   add_bias(k.data(), T, w.bk);
   add_bias(v.data(), T, w.bv);

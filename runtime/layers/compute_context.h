@@ -17,7 +17,7 @@ namespace strata {
 struct ComputeContext {
   std::shared_ptr<CpuPool> pool;           // null: the calling thread only
   CpuKernels kernels = CpuKernels::kFast;  // kReference: matmul_ref everywhere
-  ActPack act, act2;                       // the current product's prepared activations
+  ActPack act, act2, act3;                 // the current product's prepared activations
   DnnlActs dnnl_act;                       // the same for a product on oneDNN (gemm_choice.h)
   std::vector<float> h;                    // fused FFN intermediates (dense and shared FFN)
 };

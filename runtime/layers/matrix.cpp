@@ -34,6 +34,19 @@ bool dnnl_product(ComputeContext& ctx, const Matrix& m, const float* x, int64_t 
   return !failed;
 }
 
+// Output rows [b, e) of m (b a multiple of 16) on qgemm from prepared rows a.
+void qgemm_range(const Matrix& m, const ActPack& a, int64_t b, int64_t e, float* y, int64_t y_stride) {
+  const int64_t split = m.packed ? std::clamp(m.n_packed, b, e) : b;  // ranges start at multiples of 16
+  if (b < split) qgemm_packed_rows(m.type, m.packed, m.n_in, b, split, a, y, y_stride);
+  if (split < e) qgemm_rows(m.type, m.data, m.n_in, split, e, a, y, y_stride);
+}
+
+// True when m's product runs on qgemm (not oneDNN, not the reference).
+bool on_qgemm(const Matrix& m, int64_t n_rows) {
+  if (!m.ctx || m.ctx->kernels == CpuKernels::kReference || !qgemm_supports(m.type)) return false;
+  return m.packed || choose_gemm_path(m.type, m.data, m.n_in, m.n_out, n_rows) == GemmPath::kNative;
+}
+
 }  // namespace
 
 void pack_activations(ComputeContext& ctx, ActPack& a, DType w_type, int64_t n_in, const float* x, int64_t x_stride,
@@ -90,10 +103,39 @@ void Matrix::mul_strided(const float* x, int64_t x_stride, int64_t n_rows, float
   if (!packed && dnnl_product(*ctx, *this, x, x_stride, n_rows, y, y_stride)) return;
   ActPack& a = ctx->act;
   pack_activations(*ctx, a, type, n_in, x, x_stride, n_rows);
-  for_output_rows(ctx, n_out, n_in * n_rows, [&](int64_t b, int64_t e) {
-    const int64_t split = packed ? std::clamp(n_packed, b, e) : b;  // ranges start at multiples of 16
-    if (b < split) qgemm_packed_rows(type, packed, n_in, b, split, a, y, y_stride);
-    if (split < e) qgemm_rows(type, data, n_in, split, e, a, y, y_stride);
+  for_output_rows(ctx, n_out, n_in * n_rows, [&](int64_t b, int64_t e) { qgemm_range(*this, a, b, e, y, y_stride); });
+}
+
+void mul_shared_input(std::span<const Matrix* const> ms, const float* x, int64_t n_rows, std::span<float* const> ys) {
+  constexpr size_t kMax = 3;
+  bool fused = ms.size() <= kMax;
+  for (const Matrix* m : ms) fused = fused && m->ctx == ms[0]->ctx && m->n_in == ms[0]->n_in && on_qgemm(*m, n_rows);
+  if (!fused) {
+    for (size_t i = 0; i < ms.size(); ++i) ms[i]->mul(x, n_rows, ys[i]);
+    return;
+  }
+  ComputeContext& ctx = *ms[0]->ctx;
+  const int64_t n_in = ms[0]->n_in;
+  ActPack* packs[kMax] = {&ctx.act, &ctx.act2, &ctx.act3};
+  const ActPack* pack_of[kMax] = {};
+  int64_t start[kMax + 1] = {};  // matrix i's rows at [start[i], start[i] + n_out) of the joint range
+  size_t n_packs = 0;
+  for (size_t i = 0; i < ms.size(); ++i) {
+    for (size_t j = 0; j < i && !pack_of[i]; ++j) {
+      if (act_pack_shares_format(ms[j]->type, ms[i]->type)) pack_of[i] = pack_of[j];
+    }
+    if (!pack_of[i]) {
+      pack_activations(ctx, *packs[n_packs], ms[i]->type, n_in, x, n_in, n_rows);
+      pack_of[i] = packs[n_packs++];
+    }
+    start[i + 1] = start[i] + (ms[i]->n_out + 15) / 16 * 16;  // each matrix's ranges start at multiples of 16
+  }
+  const int64_t total = start[ms.size()];
+  for_output_rows(&ctx, total, n_in * n_rows, [&](int64_t b, int64_t e) {
+    for (size_t i = 0; i < ms.size(); ++i) {
+      const int64_t lo = std::max(b, start[i]), hi = std::min(e, start[i] + ms[i]->n_out);
+      if (lo < hi) qgemm_range(*ms[i], *pack_of[i], lo - start[i], hi - start[i], ys[i], ms[i]->n_out);
+    }
   });
 }
 

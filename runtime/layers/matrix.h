@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 
 #include "runtime/base/dtype.h"
 #include "runtime/layers/compute_context.h"
@@ -44,5 +45,14 @@ struct Matrix {
     return m;
   }
 };
+
+// y[i] = W_i x for matrices that read the same rows x (attention's q, k and
+// v): the activations prepared once per activation format and one split of
+// all their output rows over the pool, where a product each would wake the
+// threads once each and leave them idle at the end of every small matrix.
+// Every output has the bits Matrix::mul gives it. Matrices on oneDNN (a
+// prompt batch gemm_choice sends there) or on the reference kernels, or more
+// than three, run one product each. All share n_in and the context.
+void mul_shared_input(std::span<const Matrix* const> ms, const float* x, int64_t n_rows, std::span<float* const> ys);
 
 }  // namespace strata
