@@ -17,17 +17,17 @@ void attention_mla(const MlaWeights& w, const MlaConfig& c, uint32_t layer, cons
   const int64_t T = places.n_tokens, H = c.n_head, L = c.kv_lora, R = c.n_rope, N = c.n_nope, V = c.v_head;
   const int64_t qk = N + R, kw = L + R;
 
-  std::vector<float> q(size_t(T * H * qk));
-  if (!w.wq_a.empty()) {
-    std::vector<float> qa(size_t(T * w.wq_a.n_out));
-    w.wq_a.mul(x, T, qa.data());
-    rmsnorm_rows(qa.data(), T, w.wq_a.n_out, w.wq_a.n_out, w.q_a_norm, c.rms_eps, qa.data());
-    w.wq_b.mul(qa.data(), T, q.data());
-  } else {
-    w.wq.mul(x, T, q.data());
+  // The products of x (q's or its low-rank a, and kv's a) in one split over the pool.
+  std::vector<float> q(size_t(T * H * qk)), kv(size_t(T * kw));
+  const bool q_lora = !w.wq_a.empty();
+  std::vector<float> q_low(q_lora ? size_t(T * w.wq_a.n_out) : 0);
+  const Matrix* of_x[] = {q_lora ? &w.wq_a : &w.wq, &w.wkv_a_mqa};
+  float* const of_x_out[] = {q_lora ? q_low.data() : q.data(), kv.data()};
+  mul_shared_input(of_x, x, T, of_x_out);
+  if (q_lora) {
+    rmsnorm_rows(q_low.data(), T, w.wq_a.n_out, w.wq_a.n_out, w.q_a_norm, c.rms_eps, q_low.data());
+    w.wq_b.mul(q_low.data(), T, q.data());
   }
-  std::vector<float> kv(size_t(T * kw));
-  w.wkv_a_mqa.mul(x, T, kv.data());
   rmsnorm_rows(kv.data(), T, L, kw, w.kv_a_norm, c.rms_eps, kv.data());
   rope_rows(c.rope, places, kv.data(), kw, L, 1, R);
   rope_rows(c.rope, places, q.data(), H * qk, N, H, qk);
