@@ -72,8 +72,8 @@ class ActPack {
   //          n_in / 32, sums of each block (kQ8_32)
   //   q6k_offsets (q6_k only): n_in / 16 int32, one per 16 consecutive q: -32
   //          times the sum of the q at positions 4c and 4c + 1 (c < 4) in the
-  //          low int16, at 4c + 2 and 4c + 3 in the high int16: Q6_K's -32
-  //          offset as a vpmaddubsw product of those 16 q lands in int16 lanes
+  //          low int16, at 4c + 2 and 4c + 3 in the high int16, i.e. Q6_K's
+  //          -32 offset in the int16 lanes where vpmaddubsw sums those 16 q
   //   f32:   n_in floats (kF32);  bf16: n_in uint16 (kBF16)
   const int8_t* q(int64_t r) const { return reinterpret_cast<const int8_t*>(row(r)); }
   const float* d(int64_t r) const { return reinterpret_cast<const float*>(row(r) + d_off_); }

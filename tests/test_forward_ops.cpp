@@ -507,6 +507,7 @@ TEST(ForwardOps, SharedInputProductsEqualSeparateOnes) {
           ms[i].mul(x.data(), rows, want[i].data());
         }
         const Matrix* mp[3] = {&ms[0], &ms[1], &ms[2]};
+        mul_shared_input({}, x.data(), rows, {});  // nothing to do
         mul_shared_input(mp, x.data(), rows, got_ptr);
         for (int i = 0; i < 3; ++i) {
           ASSERT_EQ(std::memcmp(got[i].data(), want[i].data(), want[i].size() * sizeof(float)), 0)

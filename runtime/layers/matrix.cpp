@@ -108,6 +108,7 @@ void Matrix::mul_strided(const float* x, int64_t x_stride, int64_t n_rows, float
 
 void mul_shared_input(std::span<const Matrix* const> ms, const float* x, int64_t n_rows, std::span<float* const> ys) {
   constexpr size_t kMax = 3;
+  if (ms.empty()) return;
   bool fused = ms.size() <= kMax;
   for (const Matrix* m : ms) fused = fused && m->ctx == ms[0]->ctx && m->n_in == ms[0]->n_in && on_qgemm(*m, n_rows);
   if (!fused) {
