@@ -424,6 +424,14 @@ TEST(ForwardOps, MoeRoutingSigmoidBiasGroups) {
   EXPECT_NEAR(w[0], 2.5 * sg(0.4) / (sg(0.4) + sg(3.0)), 1e-6);
 }
 
+// A pool of two threads on a synthetic two-core machine.
+std::shared_ptr<CpuPool> two_core_pool() {
+  auto topo = Topology::synthetic("pack:1 numa:1 core:2 pu:1");
+  if (!topo.is_ok()) return nullptr;
+  auto pool = CpuPool::create(*topo, {2, false, 100});
+  return pool.is_ok() ? std::move(pool.value()) : nullptr;
+}
+
 // A matrix whose row count is not a multiple of 16 (an odd vocabulary's
 // head) is packed in whole 16-row groups and its last rows stay in the file
 // layout: a product gives the file layout's results bit for bit on the
@@ -439,13 +447,8 @@ TEST(ForwardOps, PartlyPackedMatrix) {
   qgemm_pack(DType::kQ4_K, q.bytes.data(), kIn, 0, kPacked, packed.data());
   for (int threads : {1, 2}) {
     ComputeContext ctx;
-    if (threads > 1) {
-      auto topo = Topology::synthetic("pack:1 numa:1 core:2 pu:1");
-      ASSERT_TRUE(topo.is_ok());
-      auto pool = CpuPool::create(*topo, {threads, false, 100});
-      ASSERT_TRUE(pool.is_ok());
-      ctx.pool = std::move(pool.value());
-    }
+    if (threads > 1) ctx.pool = two_core_pool();
+    ASSERT_EQ(ctx.pool != nullptr, threads > 1);
     Matrix m;
     m.type = DType::kQ4_K, m.data = q.bytes.data(), m.n_in = kIn, m.n_out = kOut, m.ctx = &ctx;
     m.row_bytes = *dtype_row_bytes(DType::kQ4_K, uint64_t(kIn));
@@ -483,13 +486,8 @@ TEST(ForwardOps, SharedInputProductsEqualSeparateOnes) {
     for (int threads : {1, 2}) {
       ComputeContext ctx;
       ctx.kernels = kernels;
-      if (threads > 1) {
-        auto topo = Topology::synthetic("pack:1 numa:1 core:2 pu:1");
-        ASSERT_TRUE(topo.is_ok());
-        auto pool = CpuPool::create(*topo, {threads, false, 100});
-        ASSERT_TRUE(pool.is_ok());
-        ctx.pool = std::move(pool.value());
-      }
+      if (threads > 1) ctx.pool = two_core_pool();
+      ASSERT_EQ(ctx.pool != nullptr, threads > 1);
       Matrix ms[3];
       for (int i = 0; i < 3; ++i) {
         ms[i].type = types[i], ms[i].data = qs[size_t(i)].bytes.data(), ms[i].n_in = kIn, ms[i].n_out = outs[i];
