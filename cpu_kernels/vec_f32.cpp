@@ -11,9 +11,24 @@ void axpy_scalar(float alpha, const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += alpha * x[i];
 }
 
-constexpr VecF32Ops kScalar{dot_f32, axpy_scalar, "scalar"};
-constexpr VecF32Ops kAvx2{vec_f32_detail::dot_avx2, vec_f32_detail::axpy_avx2, "avx2"};
-constexpr VecF32Ops kAvx512{vec_f32_detail::dot_avx512, vec_f32_detail::axpy_avx512, "avx512"};
+void dots_scalar(const float* q, int64_t q_stride, int64_t n_q, const float* k, int64_t k_stride, int64_t n_k,
+                 int64_t d, float scale, float* s, int64_t s_stride) {
+  for (int64_t i = 0; i < n_q; ++i) {
+    for (int64_t t = 0; t < n_k; ++t) s[i * s_stride + t] = scale * dot_f32(q + i * q_stride, k + t * k_stride, d);
+  }
+}
+
+void axpys_scalar(const float* p, int64_t p_stride, int64_t n_q, const float* v, int64_t v_stride, int64_t n_v,
+                  int64_t d, float* out, int64_t out_stride) {
+  for (int64_t t = 0; t < n_v; ++t) {
+    for (int64_t i = 0; i < n_q; ++i) axpy_scalar(p[i * p_stride + t], v + t * v_stride, out + i * out_stride, d);
+  }
+}
+
+namespace d = vec_f32_detail;
+constexpr VecF32Ops kScalar{dot_f32, axpy_scalar, dots_scalar, axpys_scalar, "scalar"};
+constexpr VecF32Ops kAvx2{d::dot_avx2, d::axpy_avx2, d::dots_avx2, d::axpys_avx2, "avx2"};
+constexpr VecF32Ops kAvx512{d::dot_avx512, d::axpy_avx512, d::dots_avx512, d::axpys_avx512, "avx512"};
 
 }  // namespace
 

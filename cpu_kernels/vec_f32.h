@@ -12,6 +12,17 @@ namespace strata {
 struct VecF32Ops {
   float (*dot)(const float* a, const float* b, int64_t n);
   void (*axpy)(float alpha, const float* x, float* y, int64_t n);  // y += alpha x
+  // Attention scores of n_q query rows against n_k key rows, d floats each:
+  //   s[i * s_stride + t] = scale * (q_i . k_t),  q_i = q + i * q_stride,  k_t = k + t * k_stride.
+  // Each (i, t) is summed in an order that depends on d only, so a row's
+  // scores are the same whichever rows share the call.
+  void (*dots)(const float* q, int64_t q_stride, int64_t n_q, const float* k, int64_t k_stride, int64_t n_k,
+               int64_t d, float scale, float* s, int64_t s_stride);
+  // Weighted sums of n_v value rows into n_q output rows, d floats each:
+  //   out_i += sum_t p_i[t] * v_t,  p_i = p + i * p_stride,  v_t = v + t * v_stride,  out_i = out + i * out_stride,
+  // term by term in t order with the rounding of axpy(p_i[t], v_t, out_i, d).
+  void (*axpys)(const float* p, int64_t p_stride, int64_t n_q, const float* v, int64_t v_stride, int64_t n_v,
+                int64_t d, float* out, int64_t out_stride);
   const char* name;
 };
 
@@ -21,8 +32,16 @@ const VecF32Ops& vec_f32_ops();
 namespace vec_f32_detail {
 float dot_avx2(const float* a, const float* b, int64_t n);
 void axpy_avx2(float alpha, const float* x, float* y, int64_t n);
+void dots_avx2(const float* q, int64_t q_stride, int64_t n_q, const float* k, int64_t k_stride, int64_t n_k, int64_t d,
+               float scale, float* s, int64_t s_stride);
+void axpys_avx2(const float* p, int64_t p_stride, int64_t n_q, const float* v, int64_t v_stride, int64_t n_v, int64_t d,
+                float* out, int64_t out_stride);
 float dot_avx512(const float* a, const float* b, int64_t n);
 void axpy_avx512(float alpha, const float* x, float* y, int64_t n);
+void dots_avx512(const float* q, int64_t q_stride, int64_t n_q, const float* k, int64_t k_stride, int64_t n_k,
+                 int64_t d, float scale, float* s, int64_t s_stride);
+void axpys_avx512(const float* p, int64_t p_stride, int64_t n_q, const float* v, int64_t v_stride, int64_t n_v,
+                  int64_t d, float* out, int64_t out_stride);
 }  // namespace vec_f32_detail
 
 }  // namespace strata

@@ -2,6 +2,8 @@
 // the CPU and OS have it). Tails use masked loads.
 #include <immintrin.h>
 
+#include <algorithm>
+
 #include "cpu_kernels/vec_f32.h"
 
 namespace strata::vec_f32_detail {
@@ -30,6 +32,101 @@ void axpy_avx512(float alpha, const float* x, float* y, int64_t n) {
   if (i < n) {
     const __mmask16 m = __mmask16((1u << (n - i)) - 1);
     _mm512_mask_storeu_ps(y + i, m, _mm512_fmadd_ps(va, _mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i)));
+  }
+}
+
+namespace {
+
+__mmask16 tail_mask(int64_t n) { return n >= 16 ? __mmask16(0xffff) : __mmask16((1u << n) - 1); }
+
+// Lane l of the result is the sum of v[l]'s sixteen lanes, by the same tree
+// for every l: pairs of 32-bit lanes, then of 64-bit halves of each 128-bit
+// lane, then of 128-bit lanes (twice).
+__m512 sum_each(const __m512 v[16]) {
+  __m512 a[8], b[4];
+  for (int i = 0; i < 8; ++i) {
+    a[i] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * i], v[2 * i + 1]), _mm512_unpackhi_ps(v[2 * i], v[2 * i + 1]));
+  }
+  for (int i = 0; i < 4; ++i) {
+    const __m512d x = _mm512_castps_pd(a[2 * i]), y = _mm512_castps_pd(a[2 * i + 1]);
+    b[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(x, y)), _mm512_castpd_ps(_mm512_unpackhi_pd(x, y)));
+  }
+  const __m512 e0 = _mm512_add_ps(_mm512_shuffle_f32x4(b[0], b[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                                  _mm512_shuffle_f32x4(b[0], b[1], _MM_SHUFFLE(3, 1, 3, 1)));
+  const __m512 e1 = _mm512_add_ps(_mm512_shuffle_f32x4(b[2], b[3], _MM_SHUFFLE(2, 0, 2, 0)),
+                                  _mm512_shuffle_f32x4(b[2], b[3], _MM_SHUFFLE(3, 1, 3, 1)));
+  return _mm512_add_ps(_mm512_shuffle_f32x4(e0, e1, _MM_SHUFFLE(2, 0, 2, 0)),
+                       _mm512_shuffle_f32x4(e0, e1, _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
+}  // namespace
+
+// Tiles of 4 query rows by 4 key rows, one accumulator per pair over d; the
+// rows past the ends repeat the last one and their sums are dropped.
+void dots_avx512(const float* q, int64_t q_stride, int64_t n_q, const float* k, int64_t k_stride, int64_t n_k,
+                 int64_t d, float scale, float* s, int64_t s_stride) {
+  const __m512 vscale = _mm512_set1_ps(scale);
+  for (int64_t i0 = 0; i0 < n_q; i0 += 4) {
+    const float* qr[4];
+    for (int h = 0; h < 4; ++h) qr[h] = q + std::min<int64_t>(i0 + h, n_q - 1) * q_stride;
+    for (int64_t t0 = 0; t0 < n_k; t0 += 4) {
+      const float* kr[4];
+      for (int p = 0; p < 4; ++p) kr[p] = k + std::min<int64_t>(t0 + p, n_k - 1) * k_stride;
+      __m512 acc[16];
+      for (__m512& a : acc) a = _mm512_setzero_ps();
+      for (int64_t j = 0; j < d; j += 16) {
+        const __mmask16 m = tail_mask(d - j);
+        __m512 qv[4], kv[4];
+        for (int h = 0; h < 4; ++h) qv[h] = _mm512_maskz_loadu_ps(m, qr[h] + j);
+        for (int p = 0; p < 4; ++p) kv[p] = _mm512_maskz_loadu_ps(m, kr[p] + j);
+        for (int h = 0; h < 4; ++h) {
+          for (int p = 0; p < 4; ++p) acc[h * 4 + p] = _mm512_fmadd_ps(qv[h], kv[p], acc[h * 4 + p]);
+        }
+      }
+      alignas(64) float r[16];
+      _mm512_store_ps(r, _mm512_mul_ps(sum_each(acc), vscale));
+      const int64_t nh = std::min<int64_t>(4, n_q - i0), np = std::min<int64_t>(4, n_k - t0);
+      for (int64_t h = 0; h < nh; ++h) std::copy(r + h * 4, r + h * 4 + np, s + (i0 + h) * s_stride + t0);
+    }
+  }
+}
+
+// Tiles of 4 output rows by 64 floats held in registers over every value
+// row; the lanes past d are neither read nor written.
+void axpys_avx512(const float* p, int64_t p_stride, int64_t n_q, const float* v, int64_t v_stride, int64_t n_v,
+                  int64_t d, float* out, int64_t out_stride) {
+  for (int64_t j0 = 0; j0 < d; j0 += 64) {
+    __mmask16 m[4];
+    for (int c = 0; c < 4; ++c) m[c] = d - j0 > 16 * c ? tail_mask(d - j0 - 16 * c) : __mmask16(0);
+    int64_t i0 = 0;
+    for (; i0 + 4 <= n_q; i0 += 4) {
+      __m512 acc[4][4];
+      for (int h = 0; h < 4; ++h) {
+        for (int c = 0; c < 4; ++c) acc[h][c] = _mm512_maskz_loadu_ps(m[c], out + (i0 + h) * out_stride + j0 + 16 * c);
+      }
+      for (int64_t t = 0; t < n_v; ++t) {
+        __m512 x[4];
+        for (int c = 0; c < 4; ++c) x[c] = _mm512_maskz_loadu_ps(m[c], v + t * v_stride + j0 + 16 * c);
+        for (int h = 0; h < 4; ++h) {
+          const __m512 w = _mm512_set1_ps(p[(i0 + h) * p_stride + t]);
+          for (int c = 0; c < 4; ++c) acc[h][c] = _mm512_fmadd_ps(w, x[c], acc[h][c]);
+        }
+      }
+      for (int h = 0; h < 4; ++h) {
+        for (int c = 0; c < 4; ++c) _mm512_mask_storeu_ps(out + (i0 + h) * out_stride + j0 + 16 * c, m[c], acc[h][c]);
+      }
+    }
+    for (; i0 < n_q; ++i0) {
+      __m512 acc[4];
+      for (int c = 0; c < 4; ++c) acc[c] = _mm512_maskz_loadu_ps(m[c], out + i0 * out_stride + j0 + 16 * c);
+      for (int64_t t = 0; t < n_v; ++t) {
+        const __m512 w = _mm512_set1_ps(p[i0 * p_stride + t]);
+        for (int c = 0; c < 4; ++c) {
+          acc[c] = _mm512_fmadd_ps(w, _mm512_maskz_loadu_ps(m[c], v + t * v_stride + j0 + 16 * c), acc[c]);
+        }
+      }
+      for (int c = 0; c < 4; ++c) _mm512_mask_storeu_ps(out + i0 * out_stride + j0 + 16 * c, m[c], acc[c]);
+    }
   }
 }
 

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <limits>
 #include <random>
@@ -430,6 +431,47 @@ std::shared_ptr<CpuPool> two_core_pool() {
   if (!topo.is_ok()) return nullptr;
   auto pool = CpuPool::create(*topo, {2, false, 100});
   return pool.is_ok() ? std::move(pool.value()) : nullptr;
+}
+
+// Attention work split into runs of a group's heads: every (token, head)
+// once, each run inside its group, whole groups when they give every thread
+// an item, and runs short enough to do so when they do not.
+TEST(ForwardOps, HeadRunsCoverEveryHeadOnce) {
+  struct Case {
+    int threads;
+    int64_t tokens, groups, group, want_run;
+  };
+  auto sixteen = [] {
+    auto topo = Topology::synthetic("pack:1 numa:1 core:16 pu:1");
+    auto pool = CpuPool::create(*topo, {16, false, 0});
+    return pool.is_ok() ? std::shared_ptr<CpuPool>(std::move(pool.value())) : nullptr;
+  };
+  const Case cases[] = {{1, 3, 4, 8, 8},  {2, 1, 4, 8, 8},    {2, 1, 1, 128, 64}, {16, 1, 4, 8, 2},
+                        {16, 1, 1, 128, 8}, {16, 2, 2, 6, 2}, {16, 8, 4, 8, 8},  {16, 1, 1, 3, 1},
+                        {16, 3, 2, 8, 3},   {16, 1, 4, 5, 2}};
+  for (const Case& k : cases) {
+    ComputeContext ctx;
+    if (k.threads == 2) ctx.pool = two_core_pool();
+    if (k.threads == 16) ctx.pool = sixteen();
+    ASSERT_EQ(ctx.pool != nullptr, k.threads > 1);
+    const int64_t H = k.groups * k.group;
+    std::vector<std::atomic<int>> seen(size_t(k.tokens * H));
+    std::atomic<int64_t> longest{0};
+    // Enough work per head to be split over the pool.
+    for_head_runs(&ctx, k.tokens, k.groups, k.group, 1 << 20, 3,
+                  [&](int64_t t, int64_t g, int64_t h0, int64_t h1, float* scratch) {
+                    EXPECT_LT(h0, h1);
+                    EXPECT_GE(h0, g * k.group);
+                    EXPECT_LE(h1, (g + 1) * k.group);
+                    std::fill(scratch, scratch + 3 * (h1 - h0), 1.0f);  // the promised scratch
+                    for (int64_t h = h0; h < h1; ++h) seen[size_t(t * H + h)]++;
+                    int64_t cur = longest.load();
+                    while (h1 - h0 > cur && !longest.compare_exchange_weak(cur, h1 - h0)) {
+                    }
+                  });
+    for (size_t i = 0; i < seen.size(); ++i) ASSERT_EQ(seen[i].load(), 1) << "threads " << k.threads << " item " << i;
+    EXPECT_EQ(longest.load(), k.want_run) << "threads " << k.threads << " groups " << k.groups << "x" << k.group;
+  }
 }
 
 // A matrix whose row count is not a multiple of 16 (an odd vocabulary's

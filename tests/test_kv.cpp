@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "cpu_kernels/cpu_isa.h"
 #include "runtime/gguf/gguf_reader.h"
 #include "runtime/kv/kv_attention.h"
 #include "runtime/kv/kv_cache.h"
@@ -151,6 +152,64 @@ TEST(KvAttention, PagedHeadMatchesContiguousLoop) {
     for (int64_t t = 0; t < n_kv; ++t) o += p[t] / sum * V[t * vw + v_off + j];
     EXPECT_NEAR(out[j], o, 1e-5);
   }
+}
+
+// Query heads that share keys and values, attended together, against each
+// head alone (bit for bit, on every CPU path) and against a double-precision
+// loop; values in their own rows (GQA) and in the key row (MLA).
+TEST(KvAttention, HeadsTogetherMatchEachHeadAlone) {
+  const uint32_t B = 4;
+  std::mt19937 rng(2);
+  std::uniform_real_distribution<float> u(-1, 1);
+  for (const char* isa : {"scalar", "avx2", "avx512"}) {
+    if (!set_cpu_isa(isa).is_ok()) continue;  // this CPU lacks it
+    for (const bool v_in_k : {false, true}) {
+      for (const int64_t d : {5, 64}) {
+        const int64_t n_kv = 19, n_q = 7, kw = 2 * d + 1, vw = v_in_k ? 0 : d + 2;
+        const int64_t k_off = 1, v_off = v_in_k ? 0 : 2, dv = v_in_k ? d + 1 : d;
+        KvCache c(2, uint32_t(kw), uint32_t(vw), 2, 32, B);
+        c.reserve(1, 5);
+        c.reserve(0, int32_t(n_kv));
+        for (int64_t t = 0; t < n_kv; ++t) {
+          for (int64_t j = 0; j < kw; ++j) c.k(1, 0, int32_t(t))[j] = u(rng);
+          for (int64_t j = 0; j < vw; ++j) c.v(1, 0, int32_t(t))[j] = u(rng);
+        }
+        const int64_t q_stride = d + 3, out_stride = dv + 2;
+        std::vector<float> q(size_t(n_q * q_stride)), scores(size_t(n_q * n_kv)), one_scores(static_cast<size_t>(n_kv));
+        for (auto& x : q) x = u(rng);
+        std::vector<float> out(size_t(n_q * out_stride), 9.0f), one(static_cast<size_t>(dv));
+        attention_heads_paged(q.data(), q_stride, n_q, c, 1, 0, k_off, v_off, v_in_k, d, dv, n_kv, 0.3f,
+                              scores.data(), out.data(), out_stride);
+        for (int64_t i = 0; i < n_q; ++i) {
+          const std::string at = std::string(isa) + (v_in_k ? " latent" : " gqa") + " d=" + std::to_string(d) +
+                                 " head " + std::to_string(i);
+          attention_head_paged(q.data() + i * q_stride, c, 1, 0, k_off, v_off, v_in_k, d, dv, n_kv, 0.3f,
+                               one_scores.data(), one.data());
+          std::vector<double> p(static_cast<size_t>(n_kv));
+          double mx = -1e30, sum = 0;
+          for (int64_t t = 0; t < n_kv; ++t) {
+            double dot = 0;
+            const float* krow = c.k(1, 0, int32_t(t)) + k_off;
+            for (int64_t j = 0; j < d; ++j) dot += double(q[size_t(i * q_stride + j)]) * krow[j];
+            p[size_t(t)] = 0.3 * dot;
+            mx = std::max(mx, p[size_t(t)]);
+          }
+          for (auto& x : p) sum += x = std::exp(x - mx);
+          for (int64_t j = 0; j < dv; ++j) {
+            ASSERT_EQ(out[size_t(i * out_stride + j)], one[size_t(j)]) << at << " j=" << j;
+            double o = 0;
+            for (int64_t t = 0; t < n_kv; ++t) {
+              const float* vrow = v_in_k ? c.k(1, 0, int32_t(t)) : c.v(1, 0, int32_t(t));
+              o += p[size_t(t)] / sum * vrow[v_off + j];
+            }
+            EXPECT_NEAR(out[size_t(i * out_stride + j)], o, 1e-5) << at << " j=" << j;
+          }
+          for (int64_t j = dv; j < out_stride; ++j) ASSERT_EQ(out[size_t(i * out_stride + j)], 9.0f) << at;
+        }
+      }
+    }
+  }
+  ASSERT_TRUE(set_cpu_isa("auto").is_ok());
 }
 
 std::string make_tiny(const char* preset) {

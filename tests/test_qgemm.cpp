@@ -379,5 +379,67 @@ TEST(VecF32, EveryPathMatchesAWideSum) {
   EXPECT_GE(paths, 1);
 }
 
+// The attention tiles of every CPU path: scores against a double-precision
+// sum, each (query, key) pair bit for bit the same alone as in a full tile,
+// weighted sums bit for bit those of axpy term by term, nothing written past
+// a row, on sizes that leave every kind of partial tile.
+TEST(VecF32, AttentionTilesMatchOneRowAtATime) {
+  Xoshiro256 rng(12);
+  const int64_t kStride = 600, kMaxRows = 17;
+  std::vector<float> q(size_t(kMaxRows * kStride)), k(size_t(kMaxRows * kStride)), p(size_t(kMaxRows * kStride));
+  for (float& v : q) v = float(uniform(rng, -1, 1));
+  for (float& v : k) v = float(uniform(rng, -1, 1));
+  for (float& v : p) v = float(uniform(rng, 0, 1));
+  std::vector<float> out0(size_t(kMaxRows * kStride));
+  for (float& v : out0) v = float(uniform(rng, -1, 1));
+  const float kPad = -7.0f;
+  int paths = 0;
+  for (const char* isa : {"scalar", "avx2", "avx512"}) {
+    if (!set_cpu_isa(isa).is_ok()) continue;  // this CPU lacks it
+    ++paths;
+    const VecF32Ops& ops = vec_f32_ops();
+    for (int64_t d : {1, 7, 8, 9, 16, 17, 31, 64, 100, 128, 129, 576}) {
+      for (int64_t n_q : {1, 2, 3, 4, 5, 8, 9}) {
+        for (int64_t n_k : {1, 3, 4, 5, 16, 17}) {
+          const std::string at = std::string(isa) + " d=" + std::to_string(d) + " n_q=" + std::to_string(n_q) +
+                                 " n_k=" + std::to_string(n_k);
+          const int64_t s_stride = n_k + 3;
+          std::vector<float> s(size_t(n_q * s_stride), kPad);
+          ops.dots(q.data(), kStride, n_q, k.data() + 1, kStride, n_k, d, 0.5f, s.data(), s_stride);
+          for (int64_t i = 0; i < n_q; ++i) {
+            for (int64_t t = 0; t < s_stride; ++t) {
+              const float got = s[size_t(i * s_stride + t)];
+              if (t >= n_k) {
+                ASSERT_EQ(got, kPad) << at << " wrote past the row";
+                continue;
+              }
+              double want = 0, mag = 0;
+              for (int64_t j = 0; j < d; ++j) {
+                const double x = double(q[size_t(i * kStride + j)]) * k[size_t(1 + t * kStride + j)];
+                want += x;
+                mag += std::abs(x);
+              }
+              ASSERT_NEAR(got, 0.5 * want, 1e-6 * mag + 1e-7) << at << " i=" << i << " t=" << t;
+              float alone = kPad;
+              ops.dots(q.data() + i * kStride, kStride, 1, k.data() + 1 + t * kStride, kStride, 1, d, 0.5f, &alone, 1);
+              ASSERT_EQ(got, alone) << at << " i=" << i << " t=" << t << ": depends on the tile";
+            }
+          }
+          std::vector<float> out = out0, want = out0;
+          ops.axpys(p.data(), kStride, n_q, k.data() + 1, kStride, n_k, d, out.data() + 2, kStride);
+          for (int64_t t = 0; t < n_k; ++t) {
+            for (int64_t i = 0; i < n_q; ++i) {
+              ops.axpy(p[size_t(i * kStride + t)], k.data() + 1 + t * kStride, want.data() + 2 + i * kStride, d);
+            }
+          }
+          for (size_t j = 0; j < out.size(); ++j) ASSERT_EQ(out[j], want[j]) << at << " at " << j;
+        }
+      }
+    }
+  }
+  ASSERT_TRUE(set_cpu_isa("auto").is_ok());
+  EXPECT_GE(paths, 1);
+}
+
 }  // namespace
 }  // namespace strata

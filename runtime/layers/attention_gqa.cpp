@@ -122,14 +122,15 @@ void attention_gqa(const GqaWeights& w, const GqaConfig& c, uint32_t layer, cons
     }
     r0 = r1;
   }
-  // Every (token, head) is independent: split over the pool.
-  const int64_t n_single = int64_t(single.size());
-  for_each_item(w.wq.ctx, n_single * H, max_kv * (dk + dv), max_kv, [&](int64_t i, float* scores) {
-    const int64_t t = single[size_t(i / H)], h = i % H, g = h / group;
-    const int64_t n_kv = int64_t(places.pos[t]) + 1;
-    attention_head_paged(q.data() + (t * H + h) * dk, cache, layer, uint32_t(places.seq[t]), g * dk, g * dv, false, dk,
-                         dv, n_kv, c.kq_scale, scores, o.data() + (t * H + h) * dv);
-  });
+  // Every (token, kv head) is independent: split over the pool.
+  for_head_runs(w.wq.ctx, int64_t(single.size()), Hkv, group, max_kv * (dk + dv), max_kv,
+                [&](int64_t i, int64_t g, int64_t h0, int64_t h1, float* scores) {
+                  const int64_t t = single[size_t(i)];
+                  attention_heads_paged(q.data() + (t * H + h0) * dk, dk, h1 - h0, cache, layer,
+                                        uint32_t(places.seq[t]), g * dk, g * dv, false, dk, dv,
+                                        int64_t(places.pos[t]) + 1, c.kq_scale, scores, o.data() + (t * H + h0) * dv,
+                                        dv);
+                });
   w.wo.mul(o.data(), T, out);
 }
 

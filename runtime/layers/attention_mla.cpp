@@ -47,12 +47,13 @@ void attention_mla(const MlaWeights& w, const MlaConfig& c, uint32_t layer, cons
 
   std::vector<float> ol(size_t(T * H * L));
   const int64_t max_kv = T > 0 ? int64_t(*std::max_element(places.pos, places.pos + T)) + 1 : 1;
-  // Every (token, head) is independent: split over the pool.
-  for_each_item(w.wkv_a_mqa.ctx, T * H, max_kv * (kw + L), max_kv, [&](int64_t i, float* scores) {
-    const int64_t t = i / H;
-    attention_head_paged(qa.data() + i * kw, cache, layer, uint32_t(places.seq[t]), 0, 0, true, kw, L,
-                         int64_t(places.pos[t]) + 1, c.kq_scale, scores, ol.data() + i * L);
-  });
+  // Every token is independent, and its heads share the latent rows: split over the pool.
+  for_head_runs(w.wkv_a_mqa.ctx, T, 1, H, max_kv * (kw + L), max_kv,
+                [&](int64_t t, int64_t, int64_t h0, int64_t h1, float* scores) {
+                  attention_heads_paged(qa.data() + (t * H + h0) * kw, kw, h1 - h0, cache, layer,
+                                        uint32_t(places.seq[t]), 0, 0, true, kw, L, int64_t(places.pos[t]) + 1,
+                                        c.kq_scale, scores, ol.data() + (t * H + h0) * L, L);
+                });
 
   std::vector<float> o(size_t(T * H * V));
   for (int64_t h = 0; h < H; ++h) w.wv_b.slice(h).mul_strided(ol.data() + h * L, H * L, T, o.data() + h * V, H * V);

@@ -42,4 +42,13 @@ void for_output_rows(ComputeContext* ctx, int64_t n_out, int64_t macs_per_row, F
 void for_each_item(ComputeContext* ctx, int64_t n, int64_t macs_per_item, int64_t scratch_floats,
                    FnRef<void(int64_t, float*)> fn);
 
+// The attention of n_tokens tokens, each with n_groups groups of `group` query
+// heads that share their keys and values: fn(token, group, first head, end
+// head, scratch) over runs of a group's heads, split over the pool as
+// for_each_item. A run is the whole group unless splitting groups is needed
+// to give every thread of the pool work; the scratch holds
+// scratch_floats_per_head floats per head of the run.
+void for_head_runs(ComputeContext* ctx, int64_t n_tokens, int64_t n_groups, int64_t group, int64_t macs_per_head,
+                   int64_t scratch_floats_per_head, FnRef<void(int64_t, int64_t, int64_t, int64_t, float*)> fn);
+
 }  // namespace strata

@@ -91,6 +91,18 @@ void for_each_item(ComputeContext* ctx, int64_t n, int64_t macs_per_item, int64_
   });
 }
 
+void for_head_runs(ComputeContext* ctx, int64_t n_tokens, int64_t n_groups, int64_t group, int64_t macs_per_head,
+                   int64_t scratch_floats_per_head, FnRef<void(int64_t, int64_t, int64_t, int64_t, float*)> fn) {
+  const int64_t n_threads = ctx && ctx->pool ? ctx->pool->n_threads() : 1;
+  const int64_t whole = n_tokens * n_groups;
+  const int64_t split = whole > 0 ? std::clamp<int64_t>((n_threads + whole - 1) / whole, 1, group) : 1;
+  const int64_t run = (group + split - 1) / split, runs = (group + run - 1) / run;
+  for_each_item(ctx, whole * runs, run * macs_per_head, run * scratch_floats_per_head, [&](int64_t i, float* scratch) {
+    const int64_t t = i / (n_groups * runs), g = i / runs % n_groups, h0 = g * group + i % runs * run;
+    fn(t, g, h0, std::min(h0 + run, (g + 1) * group), scratch);
+  });
+}
+
 void Matrix::mul_strided(const float* x, int64_t x_stride, int64_t n_rows, float* y, int64_t y_stride) const {
   if (!ctx || ctx->kernels == CpuKernels::kReference || !qgemm_supports(type)) {
     for_output_rows(ctx, n_out, n_in * n_rows, [&](int64_t b, int64_t e) {
