@@ -213,6 +213,27 @@ TEST(Bench, PromptAndGenerationOnATinyModel) {
   EXPECT_EQ(tg3->profile.n_tokens, 2 * 4 * 3);
   ASSERT_EQ(tg3->seconds.size(), 2u);
   EXPECT_DOUBLE_EQ(tg3->tok_per_s()[0], 12 / tg3->seconds[0]);
+  // At a depth every sequence's history is prefilled before each repetition,
+  // outside the profile, and each step reads that much more of the cache.
+  o.n_depth = 10;
+  auto deep = bench_generation(**model, 4, o);
+  ASSERT_TRUE(deep.is_ok()) << deep.status().message();
+  EXPECT_EQ(deep->name(), "tg4x3 @ d10");
+  EXPECT_EQ(deep->n_depth, 10);
+  EXPECT_EQ(deep->profile.n_forward, 2 * 4);
+  EXPECT_EQ(deep->profile.n_tokens, 2 * 4 * 3);
+  const HParams& hp = (*model)->hparams();
+  KvCache probe_cache = (*model)->make_cache(1, 1);
+  const double row = double(hp.n_layer) * (probe_cache.k_width() + probe_cache.v_width()) * sizeof(float);
+  EXPECT_DOUBLE_EQ(tg3->kv_bytes_per_token, row * 2.5);  // positions 1..4 on average
+  EXPECT_DOUBLE_EQ(deep->kv_bytes_per_token, row * 12.5);
+  auto deep_pp = bench_prompt(**model, 16, o);
+  ASSERT_TRUE(deep_pp.is_ok()) << deep_pp.status().message();
+  EXPECT_EQ(deep_pp->name(), "pp16 @ d10");
+  EXPECT_EQ(deep_pp->profile.n_tokens, 2 * 16);
+  o.n_depth = -1;
+  EXPECT_FALSE(bench_generation(**model, 4, o).is_ok());
+  o.n_depth = 0;
   o.n_parallel = 0;
   EXPECT_FALSE(bench_generation(**model, 4, o).is_ok());
   EXPECT_EQ(dominant_type((*model)->file()), "q8_0");

@@ -1,8 +1,9 @@
 // `strata bench`: llama-bench-style prompt (pp) and generation (tg)
-// throughput, with the bytes one decode step reads, the achieved GB/s of
-// generation, and that as a share of a DRAM read-bandwidth probe run in the
-// same process, before and after the tests; --profile adds where the time of
-// a token went.
+// throughput, optionally at a depth of context already cached, with the
+// bytes one decode step reads (active weights and the history's keys and
+// values), the achieved GB/s of generation, and that as a share of a DRAM
+// read-bandwidth probe run in the same process, before and after the tests;
+// --profile adds where the time of a token went.
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -25,7 +26,7 @@ using json = nlohmann::json;
 
 struct BenchArgs {
   std::string model;
-  int32_t n_prompt = 512, n_gen = 128, n_rep = 5, n_batch = 512;
+  int32_t n_prompt = 512, n_gen = 128, n_rep = 5, n_batch = 512, n_depth = 0;
   uint64_t seed = 1234;
   uint64_t probe_mib = 0;
   int probe_runs = 7;
@@ -129,6 +130,7 @@ void run(const BenchArgs& a) {
   o.n_batch = a.n_batch;
   o.seed = a.seed;
   o.profile = a.profile;
+  o.n_depth = a.n_depth;
   if (f.find("tokenizer.ggml.tokens")) {
     auto tok = Tokenizer::from_gguf(f);
     if (!tok.is_ok()) return fail(tok.status());
@@ -141,8 +143,11 @@ void run(const BenchArgs& a) {
   const std::string model_name = arch + " " + fmt("%.2fB", double(n_params) / 1e9) + " " + dominant_type(f);
 
   std::vector<BenchResult> results;
+  const std::string at_depth = a.n_depth > 0 ? " at depth " + std::to_string(a.n_depth) : "";
   if (a.n_prompt > 0) {
-    if (!a.json_out) std::fprintf(stderr, "strata bench: pp%d, %d repetitions ...\n", a.n_prompt, a.n_rep);
+    if (!a.json_out) {
+      std::fprintf(stderr, "strata bench: pp%d%s, %d repetitions ...\n", a.n_prompt, at_depth.c_str(), a.n_rep);
+    }
     auto r = bench_prompt(m, a.n_prompt, o);
     if (!r.is_ok()) return fail(r.status());
     results.push_back(std::move(r.value()));
@@ -150,8 +155,8 @@ void run(const BenchArgs& a) {
   for (int32_t n_seq : a.n_gen > 0 ? a.parallel : std::vector<int32_t>{}) {
     o.n_parallel = n_seq;
     if (!a.json_out) {
-      std::fprintf(stderr, "strata bench: tg%d with %d sequence%s, %d repetitions ...\n", a.n_gen, n_seq,
-                   n_seq > 1 ? "s" : "", a.n_rep);
+      std::fprintf(stderr, "strata bench: tg%d with %d sequence%s%s, %d repetitions ...\n", a.n_gen, n_seq,
+                   n_seq > 1 ? "s" : "", at_depth.c_str(), a.n_rep);
     }
     auto r = bench_generation(m, a.n_gen, o);
     if (!r.is_ok()) return fail(r.status());
@@ -165,12 +170,13 @@ void run(const BenchArgs& a) {
   if (!after.is_ok()) return fail(after.status());
   const BandwidthProbeResult* probe = after->median_gbps > before->median_gbps ? &after.value() : &before.value();
 
-  // Generation of one sequence reads the active bytes once per token; a
-  // prompt batch reads each weight once for many tokens, and sequences decoded
-  // together share the experts they both route to, so no per-token byte
-  // figure fits those.
+  // Generation of one sequence reads the active weights and its history's
+  // keys and values once per token; a prompt batch reads each weight once for
+  // many tokens, and sequences decoded together share the experts they both
+  // route to, so no per-token byte figure fits those.
   auto per_token_bytes = [](const BenchResult& r) { return r.kind == BenchKind::kGeneration && r.n_parallel == 1; };
-  auto gbps = [&](const BenchResult& r) { return r.mean_tok_per_s() * double(roles.active_bytes_per_token) / 1e9; };
+  auto active = [&](const BenchResult& r) { return double(roles.active_bytes_per_token) + r.kv_bytes_per_token; };
+  auto gbps = [&](const BenchResult& r) { return r.mean_tok_per_s() * active(r) / 1e9; };
   // Aggregate tokens/s of S sequences against one sequence's.
   auto speedup = [&](const BenchResult& r) -> double {
     for (const BenchResult& one : results) {
@@ -209,15 +215,18 @@ void run(const BenchArgs& a) {
                 {"n_gen", r.kind == BenchKind::kGeneration ? r.n_tokens : 0},
                 {"n_batch", a.n_batch},
                 {"n_parallel", r.n_parallel},
+                {"n_depth", r.n_depth},
                 {"repetitions", r.seconds.size()},
                 {"samples_s", r.seconds},
                 {"samples_ts", r.tok_per_s()},
                 {"avg_ts", r.mean_tok_per_s()},
                 {"stddev_ts", r.stddev_tok_per_s()}};
       if (per_token_bytes(r)) {
+        t["kv_bytes_per_token"] = r.kv_bytes_per_token;
         t["gbps"] = gbps(r);
         t["pct_of_probe"] = probe->median_gbps > 0 ? 100 * gbps(r) / probe->median_gbps : 0.0;
       } else {
+        t["kv_bytes_per_token"] = nullptr;
         t["gbps"] = nullptr;
         t["pct_of_probe"] = nullptr;
       }
@@ -236,7 +245,7 @@ void run(const BenchArgs& a) {
     std::printf("| %s | %s | %s | CPU | %s | %s | %s | %s | %s |\n", model_name.c_str(),
                 format_bytes(f.total_tensor_bytes()).c_str(), fmt("%.2f B", double(n_params) / 1e9).c_str(),
                 r.name().c_str(), fmt("%.2f ± %.2f", r.mean_tok_per_s(), r.stddev_tok_per_s()).c_str(),
-                tg ? format_bytes(roles.active_bytes_per_token).c_str() : "-", tg ? fmt("%.2f", gbps(r)).c_str() : "-",
+                tg ? format_bytes(uint64_t(active(r))).c_str() : "-", tg ? fmt("%.2f", gbps(r)).c_str() : "-",
                 tg && probe->median_gbps > 0 ? fmt("%.1f%%", 100 * gbps(r) / probe->median_gbps).c_str() : "-");
   }
   for (const auto& r : results) {
@@ -267,6 +276,9 @@ void register_bench(CLI::App& app) {
   cmd->add_option("-r,--repetitions", a->n_rep, "Repetitions of each test (default 5)")->check(CLI::Range(1, 1000));
   cmd->add_option("-b,--batch-size", a->n_batch, "Prompt tokens per forward pass (default 512)")
       ->check(CLI::Range(1, 1 << 20));
+  cmd->add_option("-d,--n-depth", a->n_depth,
+                  "Positions already in every sequence's KV cache when a test starts, prefilled untimed (default 0)")
+      ->check(CLI::Range(0, 1 << 20));
   cmd->add_option("-P,--parallel", a->parallel,
                   "Sequences decoded together in the tg test, one or more (1,8 runs tg128 and tg128x8; default 1)")
       ->delimiter(',')

@@ -120,6 +120,7 @@ class Model {
 
   // Adds the time of every later forward to *profile (null: stop).
   void set_profile(ForwardProfile* profile) { profile_ = profile; }
+  ForwardProfile* profile() const { return profile_; }
   // The pool products run on (never null after load) and the kernels they use.
   const CpuPool& pool() const { return *ctx_->pool; }
   // The pool and kernels as layers use them, for work between forwards

@@ -69,7 +69,10 @@ def test_json(model):
         assert t["avg_ts"] == pytest.approx(sum(t["samples_ts"]) / 2)
         assert t["stddev_ts"] >= 0
     assert pp["gbps"] is None and pp["pct_of_probe"] is None
-    assert tg["gbps"] == pytest.approx(tg["avg_ts"] * m["active_bytes_per_token"] / 1e9)
+    assert pp["n_depth"] == 0 and tg["n_depth"] == 0 and pp["kv_bytes_per_token"] is None
+    # A token reads the active weights and the keys and values of its history.
+    assert 0 < tg["kv_bytes_per_token"] < m["active_bytes_per_token"]
+    assert tg["gbps"] == pytest.approx(tg["avg_ts"] * (m["active_bytes_per_token"] + tg["kv_bytes_per_token"]) / 1e9)
     assert tg["pct_of_probe"] == pytest.approx(100 * tg["gbps"] / pr["median_gbps"])
 
 
@@ -97,6 +100,23 @@ def test_parallel_sequences(model):
     assert two["profile"]["tokens"] == 4 and two["profile"]["forward_calls"] == 2
     p = run("bench", "-m", model, "-P", "1,0", check=False)
     assert p.returncode != 0 and "--parallel: Value 0 not in range 1 to 4096" in p.stderr, p.stderr
+
+
+def test_depth(model):
+    # -d 20: every test starts with 20 positions cached; decode steps read them.
+    p = run("bench", "-m", model, "-p", 8, "-n", 4, "-d", 20, "-r", 2, "-P", "1,2", "--probe-mib", 16,
+            "--probe-runs", 1)
+    rows = [[c.strip() for c in l.strip("|").split("|")] for l in p.stdout.splitlines()[2:5]]
+    assert [r[4] for r in rows] == ["pp8 @ d20", "tg4 @ d20", "tg4x2 @ d20"], p.stdout
+    assert "tg4 with 1 sequence at depth 20, 2 repetitions" in p.stderr, p.stderr
+    j0, j20 = (json.loads(run("bench", "-m", model, "-p", 0, "-n", 4, "-d", d, "-r", 1, "--json", "--probe-mib", 16,
+                              "--probe-runs", 1).stdout) for d in (0, 20))
+    t0, t20 = j0["tests"][0], j20["tests"][0]
+    assert (t0["test"], t20["test"], t20["n_depth"]) == ("tg4", "tg4 @ d20", 20)
+    # Steps attend over 1..4 positions on average 2.5; at depth 20, 22.5.
+    assert t20["kv_bytes_per_token"] == pytest.approx(t0["kv_bytes_per_token"] * 22.5 / 2.5)
+    p = run("bench", "-m", model, "-d", -1, check=False)
+    assert p.returncode != 0 and "--n-depth: Value -1 not in range 0 to 1048576" in p.stderr, p.stderr
 
 
 def test_errors_are_one_line(model, tmp_path):
