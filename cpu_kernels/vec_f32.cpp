@@ -25,10 +25,11 @@ void axpys_scalar(const float* p, int64_t p_stride, int64_t n_q, const float* v,
   }
 }
 
-namespace d = vec_f32_detail;
+namespace simd = vec_f32_detail;
 constexpr VecF32Ops kScalar{dot_f32, axpy_scalar, dots_scalar, axpys_scalar, "scalar"};
-constexpr VecF32Ops kAvx2{d::dot_avx2, d::axpy_avx2, d::dots_avx2, d::axpys_avx2, "avx2"};
-constexpr VecF32Ops kAvx512{d::dot_avx512, d::axpy_avx512, d::dots_avx512, d::axpys_avx512, "avx512"};
+constexpr VecF32Ops kAvx2{simd::dot_avx2, simd::axpy_avx2, simd::dots_avx2, simd::axpys_avx2, "avx2"};
+constexpr VecF32Ops kAvx512{simd::dot_avx512, simd::axpy_avx512, simd::dots_avx512, simd::axpys_avx512,
+                            "avx512"};
 
 }  // namespace
 

@@ -1,5 +1,6 @@
-// f32 dot and axpy with AVX2 + FMA (compiled with -mavx2 -mfma; called only
-// when the CPU and OS have them).
+// f32 dot and axpy, and the attention tiles built on them (dots, axpys), with
+// AVX2 + FMA (compiled with -mavx2 -mfma; called only when the CPU and OS
+// have them).
 #include <immintrin.h>
 
 #include <algorithm>

@@ -1,5 +1,6 @@
-// f32 dot and axpy with AVX-512F (compiled with -mavx512f; called only when
-// the CPU and OS have it). Tails use masked loads.
+// f32 dot and axpy, and the attention tiles built on them (dots, axpys), with
+// AVX-512F (compiled with -mavx512f; called only when the CPU and OS have
+// it). Tails use masked loads.
 #include <immintrin.h>
 
 #include <algorithm>
