@@ -86,6 +86,10 @@ std::vector<ReadLoop> read_loops() {
   return loops;
 }
 
+const ReadLoop& read_loop_of_pass(const std::vector<ReadLoop>& loops, int pass, int n_untimed) {
+  return loops[static_cast<size_t>(std::max(0, pass - n_untimed)) % loops.size()];
+}
+
 BestReadLoop best_read_loop(const std::vector<double>& gbps, size_t n_loops) {
   BestReadLoop best;
   for (size_t l = 0; l < n_loops; ++l) {

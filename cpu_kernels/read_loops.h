@@ -27,6 +27,11 @@ struct ReadLoop {
 // 4 KiB ahead into L2 (as the qgemm kernels prefetch their weights).
 std::vector<ReadLoop> read_loops();
 
+// The loop a probe's pass runs: passes [0, n_untimed) set up (a warm-up read
+// runs loop 0), and timed pass i (pass n_untimed + i) runs loop i % loops.size(),
+// the turns best_read_loop expects.
+const ReadLoop& read_loop_of_pass(const std::vector<ReadLoop>& loops, int pass, int n_untimed);
+
 // Timed passes that took turns over n_loops loops (pass i ran loop
 // i % n_loops), as GB/s: the loop with the highest median, its passes and
 // that median.

@@ -196,8 +196,7 @@ Result<ReadResult> read_probe(const Topology& topo, int reader, int holder, uint
     if (pass == 0) {
       for (uint64_t i = 0; i < per; ++i) p[i] = i * 0x9E3779B97F4A7C15ull;  // first touch: pages land on `holder`
     } else {
-      const ReadLoop& loop = loops[static_cast<size_t>(std::max(0, pass - 2) % n_loops)];
-      sink.fetch_add(loop.sum(p, per), std::memory_order_relaxed);
+      sink.fetch_add(read_loop_of_pass(loops, pass, 2).sum(p, per), std::memory_order_relaxed);
     }
   });
   topo.free_on_node(buf, bytes);

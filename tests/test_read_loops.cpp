@@ -39,6 +39,14 @@ TEST(ReadLoops, WidestLoadsWithAndWithoutPrefetch) {
   EXPECT_TRUE(names.count(widest + "+prefetch")) << widest;
 }
 
+TEST(ReadLoops, TimedPassesTakeTurnsAfterTheUntimedOnes) {
+  const std::vector<ReadLoop> loops = read_loops();
+  const size_t n = loops.size();
+  EXPECT_EQ(&read_loop_of_pass(loops, 0, 2), &loops[0]);
+  EXPECT_EQ(&read_loop_of_pass(loops, 1, 2), &loops[0]);
+  for (int i = 0; i < 3 * int(n); ++i) EXPECT_EQ(&read_loop_of_pass(loops, 2 + i, 2), &loops[size_t(i) % n]) << i;
+}
+
 TEST(ReadLoops, BestIsTheHighestMedianNotTheHighestPass) {
   // Passes took turns over three loops: loop 0 had one lucky pass, loop 1 is
   // steadily faster, loop 2 ran one pass fewer.

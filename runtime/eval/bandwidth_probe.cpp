@@ -98,7 +98,6 @@ Result<BandwidthProbeResult> probe_read_bandwidth(const BandwidthProbeOptions& o
   };
   const std::vector<ReadLoop> loops = read_loops();
   const int n_loops = static_cast<int>(loops.size());
-  auto loop_of = [&](int pass) { return loops[static_cast<size_t>(std::max(0, pass - 2) % n_loops)]; };
 
   // Pass 0 writes the buffer (first touch), pass 1 reads it untimed, passes
   // 2.. are timed, n_runs per loop, the loops taking turns. Thread 0 is the
@@ -113,7 +112,7 @@ Result<BandwidthProbeResult> probe_read_bandwidth(const BandwidthProbeOptions& o
     if (pass == 0) {
       for (uint64_t i = b; i < e; ++i) w[i] = i * 0x9E3779B97F4A7C15ull;
     } else {
-      sink.fetch_add(loop_of(pass).sum(w + b, e - b), std::memory_order_relaxed);
+      sink.fetch_add(read_loop_of_pass(loops, pass, 2).sum(w + b, e - b), std::memory_order_relaxed);
     }
   };
   std::vector<std::thread> pool;
