@@ -3,11 +3,31 @@
 #include "runtime/kv/kv_attention.h"
 
 #include <algorithm>
+#include <cstdint>
 
 #include "cpu_kernels/softmax.h"
 #include "cpu_kernels/vec_f32.h"
 
 namespace strata {
+namespace {
+
+// Asks for the lines of n rows of d floats (stride floats apart) before they
+// are used: the block-by-block loop computes between its loads and, on its
+// own, kept too few misses in flight. One thread, 32 query heads over 4 kv
+// heads of 128, 8 layers, asking one block ahead, per token and layer:
+// 4,096 positions from DRAM 2,238 -> 1,749 us, 512 positions 152 -> 91 us,
+// 64 (in cache) 8.3 -> 8.9 us.
+// Inlined on purpose: GCC counts a prefetch as no side effect, so it took a
+// function of prefetches alone for "const" and deleted the calls to it.
+[[gnu::always_inline]] inline void prefetch_rows(const float* p, int64_t stride, int64_t n, int64_t d) {
+  for (int64_t r = 0; r < n; ++r) {
+    const char* row = reinterpret_cast<const char*>(p + r * stride);
+    const int64_t skew = int64_t(reinterpret_cast<uintptr_t>(row) % 64);  // the first line starts before the row
+    for (int64_t b = -skew; b < d * int64_t(sizeof(float)); b += 64) __builtin_prefetch(row + b);
+  }
+}
+
+}  // namespace
 
 void attention_heads_paged(const float* q, int64_t q_stride, int64_t n_q, const KvCache& cache, uint32_t layer,
                            uint32_t seq, int64_t k_off, int64_t v_off, bool v_in_k, int64_t d_k, int64_t d_v,
@@ -17,14 +37,19 @@ void attention_heads_paged(const float* q, int64_t q_stride, int64_t n_q, const 
   const int64_t vw = v_in_k ? kw : int64_t(cache.v_width());
   for (int64_t t0 = 0; t0 < n_kv; t0 += B) {
     const float* k = cache.k(layer, seq, int32_t(t0)) + k_off;
+    if (t0 + B < n_kv) prefetch_rows(cache.k(layer, seq, int32_t(t0 + B)) + k_off, kw, std::min(B, n_kv - t0 - B), d_k);
     ops.dots(q, q_stride, n_q, k, kw, std::min(B, n_kv - t0), d_k, scale, scores + t0, n_kv);
   }
   for (int64_t i = 0; i < n_q; ++i) {
     softmax_inplace(scores + i * n_kv, n_kv);
     std::fill(out + i * out_stride, out + i * out_stride + d_v, 0.0f);
   }
+  const auto v_rows = [&](int64_t t0) {
+    return (v_in_k ? cache.k(layer, seq, int32_t(t0)) : cache.v(layer, seq, int32_t(t0))) + v_off;
+  };
   for (int64_t t0 = 0; t0 < n_kv; t0 += B) {
-    const float* v = (v_in_k ? cache.k(layer, seq, int32_t(t0)) : cache.v(layer, seq, int32_t(t0))) + v_off;
+    const float* v = v_rows(t0);
+    if (t0 + B < n_kv) prefetch_rows(v_rows(t0 + B), vw, std::min(B, n_kv - t0 - B), d_v);
     ops.axpys(scores + t0, n_kv, n_q, v, vw, std::min(B, n_kv - t0), d_v, out, out_stride);
   }
 }
