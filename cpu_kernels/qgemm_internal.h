@@ -154,9 +154,11 @@ const KernelTable& kernel_table(CpuIsa isa);
 // prefetchers stop at each 4 KiB page: one row of packed Q4_K from DRAM ran
 // at 71% of the one-thread read probe without this (10.2 GB/s), at 99% with
 // it (13.7). Past the end of the weights it asks for lines that are never
-// used; a prefetch does not fault.
+// used; a prefetch does not fault. Always inlined: GCC counts a prefetch as
+// no side effect, so an out-of-line body of prefetches alone is "const" to it
+// and calls to it are deleted (as happened to kv_attention.cpp's).
 template <size_t kBlockBytes, int kSteps = 1, size_t kAhead = std::max<size_t>(2 * kBlockBytes, 4096)>
-inline void prefetch_step(const uint8_t* block, int step = 0) {
+[[gnu::always_inline]] inline void prefetch_step(const uint8_t* block, int step = 0) {
   constexpr size_t kShare = (kBlockBytes / kSteps + 63) / 64 * 64;
   const uintptr_t q = reinterpret_cast<uintptr_t>(block) + kAhead + kShare * static_cast<size_t>(step);
   for (size_t k = 0; k < kShare; k += 64) __builtin_prefetch(reinterpret_cast<const void*>(q + k), 0, 2);
