@@ -73,23 +73,18 @@ void dots_avx2(const float* q, int64_t q_stride, int64_t n_q, const float* k, in
       for (int p = 0; p < 4; ++p) kr[p] = k + std::min<int64_t>(t0 + p, n_k - 1) * k_stride;
       __m256 acc[8];
       for (__m256& a : acc) a = _mm256_setzero_ps();
+      // Eight floats of every row from j on, by `load` (whole, or the tail masked).
+      const auto step = [&](int64_t j, auto load) {
+        const __m256 q0 = load(qr[0] + j), q1 = load(qr[1] + j);
+        for (int p = 0; p < 4; ++p) {
+          const __m256 kv = load(kr[p] + j);
+          acc[p] = _mm256_fmadd_ps(q0, kv, acc[p]);
+          acc[4 + p] = _mm256_fmadd_ps(q1, kv, acc[4 + p]);
+        }
+      };
       int64_t j = 0;
-      for (; j + 8 <= d; j += 8) {
-        const __m256 q0 = _mm256_loadu_ps(qr[0] + j), q1 = _mm256_loadu_ps(qr[1] + j);
-        for (int p = 0; p < 4; ++p) {
-          const __m256 kv = _mm256_loadu_ps(kr[p] + j);
-          acc[p] = _mm256_fmadd_ps(q0, kv, acc[p]);
-          acc[4 + p] = _mm256_fmadd_ps(q1, kv, acc[4 + p]);
-        }
-      }
-      if (j < d) {
-        const __m256 q0 = _mm256_maskload_ps(qr[0] + j, tail), q1 = _mm256_maskload_ps(qr[1] + j, tail);
-        for (int p = 0; p < 4; ++p) {
-          const __m256 kv = _mm256_maskload_ps(kr[p] + j, tail);
-          acc[p] = _mm256_fmadd_ps(q0, kv, acc[p]);
-          acc[4 + p] = _mm256_fmadd_ps(q1, kv, acc[4 + p]);
-        }
-      }
+      for (; j + 8 <= d; j += 8) step(j, [](const float* x) { return _mm256_loadu_ps(x); });
+      if (j < d) step(j, [&](const float* x) { return _mm256_maskload_ps(x, tail); });
       alignas(32) float r[8];
       _mm256_store_ps(r, _mm256_mul_ps(sum_each(acc), vscale));
       const int64_t nh = std::min<int64_t>(2, n_q - i0), np = std::min<int64_t>(4, n_k - t0);

@@ -93,7 +93,10 @@ void dots_avx512(const float* q, int64_t q_stride, int64_t n_q, const float* k, 
 }
 
 // Tiles of 4 output rows by 64 floats held in registers over every value
-// row; the lanes past d are neither read nor written.
+// row; the lanes past d are neither read nor written. The 4-row tile and the
+// one-row rest are written out apart: one template on the row count made GCC
+// keep the accumulators on the stack (one token-layer at 64 positions,
+// 9.1 -> 13.1 us).
 void axpys_avx512(const float* p, int64_t p_stride, int64_t n_q, const float* v, int64_t v_stride, int64_t n_v,
                   int64_t d, float* out, int64_t out_stride) {
   for (int64_t j0 = 0; j0 < d; j0 += 64) {

@@ -35,22 +35,21 @@ void attention_heads_paged(const float* q, int64_t q_stride, int64_t n_q, const 
   const VecF32Ops& ops = vec_f32_ops();
   const int64_t B = cache.block_size(), kw = cache.k_width();
   const int64_t vw = v_in_k ? kw : int64_t(cache.v_width());
+  const auto k_rows = [&](int64_t t0) { return cache.k(layer, seq, int32_t(t0)) + k_off; };
+  const auto v_rows = [&](int64_t t0) {
+    return (v_in_k ? cache.k(layer, seq, int32_t(t0)) : cache.v(layer, seq, int32_t(t0))) + v_off;
+  };
   for (int64_t t0 = 0; t0 < n_kv; t0 += B) {
-    const float* k = cache.k(layer, seq, int32_t(t0)) + k_off;
-    if (t0 + B < n_kv) prefetch_rows(cache.k(layer, seq, int32_t(t0 + B)) + k_off, kw, std::min(B, n_kv - t0 - B), d_k);
-    ops.dots(q, q_stride, n_q, k, kw, std::min(B, n_kv - t0), d_k, scale, scores + t0, n_kv);
+    if (t0 + B < n_kv) prefetch_rows(k_rows(t0 + B), kw, std::min(B, n_kv - t0 - B), d_k);
+    ops.dots(q, q_stride, n_q, k_rows(t0), kw, std::min(B, n_kv - t0), d_k, scale, scores + t0, n_kv);
   }
   for (int64_t i = 0; i < n_q; ++i) {
     softmax_inplace(scores + i * n_kv, n_kv);
     std::fill(out + i * out_stride, out + i * out_stride + d_v, 0.0f);
   }
-  const auto v_rows = [&](int64_t t0) {
-    return (v_in_k ? cache.k(layer, seq, int32_t(t0)) : cache.v(layer, seq, int32_t(t0))) + v_off;
-  };
   for (int64_t t0 = 0; t0 < n_kv; t0 += B) {
-    const float* v = v_rows(t0);
     if (t0 + B < n_kv) prefetch_rows(v_rows(t0 + B), vw, std::min(B, n_kv - t0 - B), d_v);
-    ops.axpys(scores + t0, n_kv, n_q, v, vw, std::min(B, n_kv - t0), d_v, out, out_stride);
+    ops.axpys(scores + t0, n_kv, n_q, v_rows(t0), vw, std::min(B, n_kv - t0), d_v, out, out_stride);
   }
 }
 
