@@ -225,6 +225,7 @@ TEST(Bench, PromptAndGenerationOnATinyModel) {
   const HParams& hp = (*model)->hparams();
   KvCache probe_cache = (*model)->make_cache(1, 1);
   const double row = double(hp.n_layer) * (probe_cache.k_width() + probe_cache.v_width()) * sizeof(float);
+  EXPECT_EQ(probe_cache.position_bytes(), uint64_t(row));
   EXPECT_DOUBLE_EQ(tg3->kv_bytes_per_token, row * 2.5);  // positions 1..4 on average
   EXPECT_DOUBLE_EQ(deep->kv_bytes_per_token, row * 12.5);
   auto deep_pp = bench_prompt(**model, 16, o);

@@ -1,8 +1,9 @@
 // The block-paged KV cache: pool accounting (blocks taken on demand, given
 // back on clear and shrink, reused without growth, refusal without partial
-// allocation), rows that do not alias across sequences, and the forward pass
-// giving bit-identical logits whatever the block size (GQA and MLA), with
-// sequences interleaved so their blocks alternate in the pool.
+// allocation), rows that do not alias across sequences, f16 entries (rounded
+// rows, half the bytes, attention as over the widened rows), and the forward
+// pass giving bit-identical logits whatever the block size (GQA and MLA, f32
+// and f16), with sequences interleaved so their blocks alternate in the pool.
 #include <gtest/gtest.h>
 
 #include <unistd.h>
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "cpu_kernels/cpu_isa.h"
+#include "runtime/base/half.h"
 #include "runtime/gguf/gguf_reader.h"
 #include "runtime/kv/kv_attention.h"
 #include "runtime/kv/kv_cache.h"
@@ -118,6 +120,40 @@ TEST(KvPool, ManyShortAndLongSequencesDoNotFragment) {
   EXPECT_LE(c.bytes_allocated(), uint64_t(S) * (n_ctx / B) * c.block_bytes());
 }
 
+TEST(KvPool, F16EntriesAreTheRoundedRowsInHalfTheBytes) {
+  const uint32_t L = 2, kw = 5, vw = 3, B = 4;
+  KvCache h(L, kw, vw, 2, 32, B, 0, KvType::kF16), f(L, kw, vw, 2, 32, B, 0, KvType::kF32);
+  EXPECT_EQ(h.type(), KvType::kF16);
+  EXPECT_EQ(h.block_bytes() * 2, f.block_bytes());
+  EXPECT_EQ(h.position_bytes(), uint64_t(L) * (kw + vw) * 2);
+  h.reserve(1, 3);
+  h.reserve(0, 10);
+  std::mt19937 rng(4);
+  std::uniform_real_distribution<float> u(-100, 100);
+  std::vector<float> K(10 * kw), V(10 * vw);
+  for (auto& x : K) x = u(rng);
+  for (auto& x : V) x = u(rng);
+  for (int32_t t = 0; t < 10; ++t) {
+    h.put_k(1, 0, t, K.data() + t * kw);
+    h.put_v(1, 0, t, V.data() + t * vw);
+  }
+  for (int32_t t = 0; t < 10; ++t) {
+    for (uint32_t j = 0; j < kw; ++j) ASSERT_EQ(h.k<uint16_t>(1, 0, t)[j], f32_to_f16(K[t * kw + j])) << t;
+    for (uint32_t j = 0; j < vw; ++j) ASSERT_EQ(h.v<uint16_t>(1, 0, t)[j], f32_to_f16(V[t * vw + j])) << t;
+  }
+  std::vector<float> gk(9 * kw), gv(9 * vw);
+  h.get_k(1, 0, 9, gk.data());
+  h.get_v(1, 0, 9, gv.data());
+  for (size_t i = 0; i < gk.size(); ++i) ASSERT_EQ(gk[i], f16_to_f32(f32_to_f16(K[i]))) << i;
+  for (size_t i = 0; i < gv.size(); ++i) ASSERT_EQ(gv[i], f16_to_f32(f32_to_f16(V[i]))) << i;
+  EXPECT_EQ(h.k<uint16_t>(0, 0, 0)[0], 0) << "layer 0 was written";
+  EXPECT_EQ(parse_kv_type("f16").value(), KvType::kF16);
+  EXPECT_EQ(parse_kv_type("f32").value(), KvType::kF32);
+  const auto bad = parse_kv_type("q8_0");
+  ASSERT_FALSE(bad.is_ok());
+  EXPECT_NE(bad.status().message().find("expected f16 or f32, got 'q8_0'"), std::string::npos);
+}
+
 TEST(KvAttention, PagedHeadMatchesContiguousLoop) {
   // One head over rows spread across blocks vs the textbook loop over the same rows copied contiguously.
   const uint32_t kw = 6, vw = 4, B = 3;
@@ -212,6 +248,50 @@ TEST(KvAttention, HeadsTogetherMatchEachHeadAlone) {
   ASSERT_TRUE(set_cpu_isa("auto").is_ok());
 }
 
+// Attention over an f16 cache gives, bit for bit, what it gives over an f32
+// cache holding the same rows widened, on every CPU path, for GQA rows and
+// MLA latent rows, one head or several.
+TEST(KvAttention, F16CacheIsTheF32CacheOfTheWidenedRows) {
+  const uint32_t B = 4;
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> u(-1, 1);
+  for (const char* isa : {"scalar", "avx2", "avx512"}) {
+    if (!set_cpu_isa(isa).is_ok()) continue;  // this CPU lacks it
+    for (const bool v_in_k : {false, true}) {
+      for (const int64_t d : {5, 64}) {
+        const int64_t n_kv = 19, n_q = 5, kw = 2 * d + 1, vw = v_in_k ? 0 : d + 2;
+        const int64_t k_off = 1, v_off = v_in_k ? 0 : 2, dv = v_in_k ? d + 1 : d;
+        KvCache h(2, uint32_t(kw), uint32_t(vw), 2, 32, B, 0, KvType::kF16), f(2, uint32_t(kw), uint32_t(vw), 2, 32, B);
+        for (KvCache* c : {&h, &f}) {
+          c->reserve(1, 5);
+          c->reserve(0, int32_t(n_kv));
+        }
+        std::vector<float> kr(static_cast<size_t>(kw)), vr(static_cast<size_t>(vw));
+        for (int64_t t = 0; t < n_kv; ++t) {
+          for (auto& x : kr) x = u(rng);
+          for (auto& x : vr) x = u(rng);
+          h.put_k(1, 0, int32_t(t), kr.data());
+          h.put_v(1, 0, int32_t(t), vr.data());
+          for (auto& x : kr) x = f16_to_f32(f32_to_f16(x));
+          for (auto& x : vr) x = f16_to_f32(f32_to_f16(x));
+          f.put_k(1, 0, int32_t(t), kr.data());
+          f.put_v(1, 0, int32_t(t), vr.data());
+        }
+        std::vector<float> q(size_t(n_q * d)), scores(size_t(n_q * n_kv));
+        for (auto& x : q) x = u(rng);
+        std::vector<float> o16(size_t(n_q * dv), 9.0f), o32 = o16;
+        attention_heads_paged(q.data(), d, n_q, h, 1, 0, k_off, v_off, v_in_k, d, dv, n_kv, 0.3f, scores.data(),
+                              o16.data(), dv);
+        attention_heads_paged(q.data(), d, n_q, f, 1, 0, k_off, v_off, v_in_k, d, dv, n_kv, 0.3f, scores.data(),
+                              o32.data(), dv);
+        const std::string at = std::string(isa) + (v_in_k ? " latent" : " gqa") + " d=" + std::to_string(d);
+        for (size_t j = 0; j < o16.size(); ++j) ASSERT_EQ(o16[j], o32[j]) << at << " at " << j;
+      }
+    }
+  }
+  ASSERT_TRUE(set_cpu_isa("auto").is_ok());
+}
+
 std::string make_tiny(const char* preset) {
   const synth::Preset* p = synth::find_preset(preset);
   EXPECT_NE(p, nullptr) << preset;
@@ -229,7 +309,7 @@ std::string make_tiny(const char* preset) {
 // steps together; every logit row, in order.
 std::vector<float> run_three(Model& m, uint32_t block) {
   const KvCache shape = m.make_cache(1, 1);
-  KvCache cache(shape.n_layer(), shape.k_width(), shape.v_width(), 3, 64, block);
+  KvCache cache(shape.n_layer(), shape.k_width(), shape.v_width(), 3, 64, block, 0, shape.type());
   const int32_t V = int32_t(m.hparams().n_vocab);
   std::vector<std::vector<int32_t>> prompts = {{1, 5, 9, 13, 17, 21, 25, 29, 33}, {2, 4}, {7, 8, 9, 10, 11, 12}};
   Batch b;
@@ -261,18 +341,41 @@ std::vector<float> run_three(Model& m, uint32_t block) {
 TEST(KvForward, LogitsDoNotDependOnTheBlockSize) {
   for (const char* preset : {"tiny-qwen3moe", "tiny-deepseek2"}) {
     const std::string path = make_tiny(preset);
-    auto f = gguf::GgufModel::open(path);
-    ASSERT_TRUE(f.is_ok()) << f.status().to_string();
-    auto m = Model::load(std::move(f.value()));
-    ASSERT_TRUE(m.is_ok()) << m.status().to_string();
-    const std::vector<float> one_block = run_three(**m, 64);
-    ASSERT_FALSE(one_block.empty());
-    for (uint32_t block : {1u, 3u, 16u}) {
-      const std::vector<float> paged = run_three(**m, block);
-      ASSERT_EQ(paged.size(), one_block.size()) << preset << " block " << block;
-      size_t n_diff = 0;
-      for (size_t i = 0; i < paged.size(); ++i) n_diff += paged[i] != one_block[i];
-      EXPECT_EQ(n_diff, 0u) << preset << " block " << block;
+    std::vector<float> f32_logits;
+    for (const KvType type : {KvType::kF32, KvType::kF16}) {
+      const std::string at = std::string(preset) + " " + kv_type_name(type);
+      auto f = gguf::GgufModel::open(path);
+      ASSERT_TRUE(f.is_ok()) << f.status().to_string();
+      ModelOptions mo;
+      mo.kv_type = type;
+      auto m = Model::load(std::move(f.value()), mo);
+      ASSERT_TRUE(m.is_ok()) << m.status().to_string();
+      ASSERT_EQ((*m)->make_cache(1, 1).type(), type);
+      const std::vector<float> one_block = run_three(**m, 64);
+      ASSERT_FALSE(one_block.empty());
+      for (uint32_t block : {1u, 3u, 16u}) {
+        const std::vector<float> paged = run_three(**m, block);
+        ASSERT_EQ(paged.size(), one_block.size()) << at << " block " << block;
+        size_t n_diff = 0;
+        for (size_t i = 0; i < paged.size(); ++i) n_diff += paged[i] != one_block[i];
+        EXPECT_EQ(n_diff, 0u) << at << " block " << block;
+      }
+      if (type == KvType::kF32) {
+        f32_logits = one_block;
+        continue;
+      }
+      // f16 entries move the logits of the prompt batch (before greedy
+      // choices may part) by the rounding of the keys and values (relative
+      // 2^-11): a little; not at all would mean f32 was used.
+      ASSERT_EQ(one_block.size(), f32_logits.size()) << at;
+      const size_t n_prompt = 17 * size_t((*m)->hparams().n_vocab);
+      double max_diff = 0, max_abs = 0;
+      for (size_t i = 0; i < n_prompt; ++i) {
+        max_diff = std::max(max_diff, double(std::abs(one_block[i] - f32_logits[i])));
+        max_abs = std::max(max_abs, double(std::abs(f32_logits[i])));
+      }
+      EXPECT_GT(max_diff, 0.0) << at;
+      EXPECT_LT(max_diff, 0.02 * max_abs) << at;
     }
     std::remove(path.c_str());
   }

@@ -441,5 +441,74 @@ TEST(VecF32, AttentionTilesMatchOneRowAtATime) {
   EXPECT_GE(paths, 1);
 }
 
+// The f16 forms of the attention tiles (an f16 KV cache) give, bit for bit,
+// what the f32 forms give on the rows widened to f32, on every CPU path and
+// on sizes that leave every kind of partial tile and row tail.
+TEST(VecF32, F16TilesAreTheF32TilesOnTheWidenedRows) {
+  Xoshiro256 rng(13);
+  const int64_t kStride = 600, kMaxRows = 17;
+  std::vector<float> q(size_t(kMaxRows * kStride)), p(size_t(kMaxRows * kStride)), wide(size_t(kMaxRows * kStride));
+  std::vector<uint16_t> half(wide.size());
+  for (float& v : q) v = float(uniform(rng, -1, 1));
+  for (float& v : p) v = float(uniform(rng, 0, 1));
+  for (size_t i = 0; i < half.size(); ++i) wide[i] = f16_to_f32(half[i] = f32_to_f16(float(uniform(rng, -2, 2))));
+  int paths = 0;
+  for (const char* isa : {"scalar", "avx2", "avx512"}) {
+    if (!set_cpu_isa(isa).is_ok()) continue;  // this CPU lacks it
+    ++paths;
+    const VecF32Ops& ops = vec_f32_ops();
+    for (int64_t d : {1, 7, 8, 9, 17, 64, 100, 128, 576}) {
+      for (int64_t n_q : {1, 3, 4, 5, 8}) {
+        for (int64_t n_k : {1, 4, 5, 17}) {
+          const std::string at = std::string(isa) + " d=" + std::to_string(d) + " n_q=" + std::to_string(n_q) +
+                                 " n_k=" + std::to_string(n_k);
+          const int64_t s_stride = n_k + 3;
+          std::vector<float> s16(size_t(n_q * s_stride), -7.0f), s32 = s16;
+          ops.dots_f16(q.data(), kStride, n_q, half.data() + 1, kStride, n_k, d, 0.5f, s16.data(), s_stride);
+          ops.dots(q.data(), kStride, n_q, wide.data() + 1, kStride, n_k, d, 0.5f, s32.data(), s_stride);
+          for (size_t j = 0; j < s16.size(); ++j) ASSERT_EQ(s16[j], s32[j]) << at << " score " << j;
+          std::vector<float> o16(size_t(kMaxRows * kStride), 1.5f), o32 = o16;
+          ops.axpys_f16(p.data(), kStride, n_q, half.data() + 1, kStride, n_k, d, o16.data() + 2, kStride);
+          ops.axpys(p.data(), kStride, n_q, wide.data() + 1, kStride, n_k, d, o32.data() + 2, kStride);
+          for (size_t j = 0; j < o16.size(); ++j) ASSERT_EQ(o16[j], o32[j]) << at << " output " << j;
+        }
+      }
+    }
+  }
+  ASSERT_TRUE(set_cpu_isa("auto").is_ok());
+  EXPECT_GE(paths, 1);
+}
+
+// Every path's float -> f16 conversion rounds as f32_to_f16 does (nearest
+// even, half subnormals, overflow to inf), and widening is exact.
+TEST(VecF32, F16ConversionsMatchTheScalarOnes) {
+  Xoshiro256 rng(14);
+  std::vector<float> x;
+  for (int i = 0; i < 4000; ++i) x.push_back(float(uniform(rng, -1, 1) * std::exp2(uniform(rng, -30, 18))));
+  // Ties between two halves (1 + 2^-11 and 1 + 3 * 2^-11), the largest half and the first value that rounds to inf.
+  for (float v : {1.00048828125f, 1.00146484375f, 65504.0f, 65520.0f, -65519.0f, 5.96e-8f, 2.98e-8f, 0.0f, -0.0f}) {
+    x.push_back(v);
+  }
+  x.push_back(std::numeric_limits<float>::infinity());
+  int paths = 0;
+  for (const char* isa : {"scalar", "avx2", "avx512"}) {
+    if (!set_cpu_isa(isa).is_ok()) continue;  // this CPU lacks it
+    ++paths;
+    const VecF32Ops& ops = vec_f32_ops();
+    for (const size_t n : {x.size(), size_t(13)}) {  // whole vectors and a tail
+      std::vector<uint16_t> h(n, 0x1234);
+      ops.to_f16(x.data(), h.data(), int64_t(n));
+      std::vector<float> back(n, -1.0f);
+      ops.from_f16(h.data(), back.data(), int64_t(n));
+      for (size_t i = 0; i < n; ++i) {
+        ASSERT_EQ(h[i], f32_to_f16(x[i])) << isa << " x=" << x[i];
+        ASSERT_EQ(f32_to_bits(back[i]), f32_to_bits(f16_to_f32(h[i]))) << isa << " x=" << x[i];
+      }
+    }
+  }
+  ASSERT_TRUE(set_cpu_isa("auto").is_ok());
+  EXPECT_GE(paths, 1);
+}
+
 }  // namespace
 }  // namespace strata

@@ -49,6 +49,9 @@ void add_compute_options(CLI::App* cmd, ComputeArgs& a) {
                   "AVX2; on AVX-512 the same, q8_0 and iq4_xs only with VNNI): auto "
                   "(when the copies fit in available memory), on, or off (compute on the file's data); default: "
                   "$STRATA_REPACK, else auto");
+  cmd->add_option("--cache-type", a.cache_type,
+                  "KV cache entries: f16 (half the memory and the bytes each decoded token reads) or f32; default: "
+                  "$STRATA_CACHE_TYPE, else f16 (f32 with --cpu-isa ref)");
 }
 
 namespace {
@@ -103,6 +106,14 @@ Result<ModelOptions> model_options(const ComputeArgs& a) {
   } else if (!repack.empty() && repack != "auto") {
     return invalid_argument(repack_from + ": unknown value '" + repack + "' (expected auto, on or off)");
   }
+  const auto [kv, kv_from] = option_or_env(a.cache_type, "--cache-type", "STRATA_CACHE_TYPE");
+  if (!kv.empty()) {
+    Result<KvType> t = parse_kv_type(kv);
+    if (!t.is_ok()) return Status(t.status().code(), kv_from + ": " + t.status().message());
+    o.kv_type = *t;
+  } else {
+    o.kv_type = o.kernels == CpuKernels::kReference ? KvType::kF32 : KvType::kF16;
+  }
   // Measured kernel choices persist per machine (a seeded run repeats).
   const char* cf = std::getenv("STRATA_GEMM_CHOICES");
   const std::string choice_file = cf && *cf ? std::string(cf)
@@ -130,6 +141,7 @@ std::string compute_summary(const Model& m) {
   std::string s = std::to_string(p.n_threads()) + (p.n_threads() == 1 ? " thread" : " threads") +
                   (p.pinned() ? " (pinned)" : "");
   if (p.n_nodes() > 1) s += " on " + std::to_string(p.n_nodes()) + " NUMA nodes";
+  s += std::string(", KV cache ") + kv_type_name(m.kv_type());
   if (m.kernels() == CpuKernels::kReference) return s + ", matmul_ref (reference)";
   const CpuIsa isa = active_cpu_isa();
   const std::string placed = m.placement_summary();

@@ -151,8 +151,7 @@ Result<BenchResult> bench_generation(Model& model, int32_t n_gen, const BenchOpt
   r.n_depth = o.n_depth;
   KvCache cache = model.make_cache(uint32_t(n_seq), uint32_t(o.n_depth + n_gen));
   // Step i attends over n_depth + i + 1 positions of every layer.
-  const double row_bytes = double(cache.n_layer()) * double(cache.k_width() + cache.v_width()) * sizeof(float);
-  r.kv_bytes_per_token = row_bytes * (double(o.n_depth) + double(n_gen + 1) / 2);
+  r.kv_bytes_per_token = double(cache.position_bytes()) * (double(o.n_depth) + double(n_gen + 1) / 2);
   Batch batch;
   ProfileScope scope(model, o.profile ? &r.profile : nullptr);
   std::vector<int32_t> tok(static_cast<size_t>(n_seq));

@@ -12,10 +12,12 @@
 namespace strata {
 
 // out[j] = sum_t p_t * v_t[j],  p = softmax_t(scale * q . k_t),  t < n_kv, where
-//   k_t = cache.k(layer, seq, t) + k_off   (d_k floats),
-//   v_t = cache.v(layer, seq, t) + v_off   (d_v floats), or, with v_in_k,
+//   k_t = cache.k(layer, seq, t) + k_off   (d_k entries),
+//   v_t = cache.v(layer, seq, t) + v_off   (d_v entries), or, with v_in_k,
 //         cache.k(layer, seq, t) + v_off   (MLA reads values from the latent key row).
 //   scores: n_kv floats of scratch;  out: d_v floats, overwritten.
+// An f16 cache's entries are widened to f32 (vec_f32.h's _f16 ops): the
+// output bits are those of an f32 cache holding the widened rows.
 // Preconditions: 1 <= n_kv <= reserved positions of seq; out does not overlap
 // q or scores. Scores, softmax and the weighted sum run in position order, so
 // the result does not depend on the block size.

@@ -4,16 +4,26 @@
 #include "runtime/kv/kv_cache.h"
 
 #include <algorithm>
+#include <cstring>
 #include <string>
 
+#include "cpu_kernels/vec_f32.h"
 #include "runtime/base/check.h"
 
 namespace strata {
 
+const char* kv_type_name(KvType t) { return t == KvType::kF16 ? "f16" : "f32"; }
+
+Result<KvType> parse_kv_type(const std::string& name) {
+  if (name == "f32") return KvType::kF32;
+  if (name == "f16") return KvType::kF16;
+  return invalid_argument("KV cache type: expected f16 or f32, got '" + name + "'");
+}
+
 KvCache::KvCache(uint32_t n_layer, uint32_t k_width, uint32_t v_width, uint32_t n_seq, uint32_t n_ctx, uint32_t block,
-                 uint32_t max_blocks)
+                 uint32_t max_blocks, KvType type)
     : n_layer_(n_layer), k_width_(k_width), v_width_(v_width), n_seq_(n_seq), n_ctx_(n_ctx),
-      block_(std::max<uint32_t>(1, block)), len_(n_seq, 0), table_(n_seq) {
+      block_(std::max<uint32_t>(1, block)), type_(type), len_(n_seq, 0), table_(n_seq) {
   const uint64_t per_seq = (uint64_t(n_ctx) + block_ - 1) / block_;
   const uint64_t full = per_seq * n_seq;
   max_blocks_ = uint32_t(std::min<uint64_t>(max_blocks > 0 ? max_blocks : full, INT32_MAX));
@@ -43,9 +53,42 @@ int32_t KvCache::take_block() {
   }
   // Zeroed, so a row read before it is written (never, by the forward's
   // contract) is at least finite.
-  blocks_.push_back(std::make_unique<float[]>(size_t(n_layer_) * layer_floats()));
+  blocks_.push_back(std::make_unique<std::byte[]>(size_t(block_bytes())));
   return int32_t(blocks_.size() - 1);
 }
+
+void KvCache::put_row(uint32_t layer, uint32_t seq, int32_t pos, bool value, const float* src) {
+  const uint32_t n = value ? v_width_ : k_width_;
+  std::byte* dst = row(layer, seq, pos, value);
+  if (type_ == KvType::kF32) {
+    std::memcpy(dst, src, size_t(n) * sizeof(float));
+  } else {
+    vec_f32_ops().to_f16(src, reinterpret_cast<uint16_t*>(dst), n);
+  }
+}
+
+void KvCache::put_k(uint32_t layer, uint32_t seq, int32_t pos, const float* src) {
+  put_row(layer, seq, pos, false, src);
+}
+void KvCache::put_v(uint32_t layer, uint32_t seq, int32_t pos, const float* src) {
+  put_row(layer, seq, pos, true, src);
+}
+
+void KvCache::get_rows(uint32_t layer, uint32_t seq, bool value, int64_t n, float* dst) const {
+  const int64_t width = value ? v_width_ : k_width_;
+  for (int64_t t0 = 0; t0 < n; t0 += block_) {
+    const int64_t m = std::min<int64_t>(block_, n - t0);
+    const std::byte* src = const_cast<KvCache*>(this)->row(layer, seq, int32_t(t0), value);
+    if (type_ == KvType::kF32) {
+      std::memcpy(dst + t0 * width, src, size_t(m * width) * sizeof(float));
+    } else {
+      vec_f32_ops().from_f16(reinterpret_cast<const uint16_t*>(src), dst + t0 * width, m * width);
+    }
+  }
+}
+
+void KvCache::get_k(uint32_t layer, uint32_t seq, int64_t n, float* dst) const { get_rows(layer, seq, false, n, dst); }
+void KvCache::get_v(uint32_t layer, uint32_t seq, int64_t n, float* dst) const { get_rows(layer, seq, true, n, dst); }
 
 Status KvCache::try_reserve(uint32_t seq, int32_t n_pos) {
   if (seq >= n_seq_) {

@@ -1,19 +1,32 @@
 // The KV cache: fixed-size blocks of positions from one shared pool, and per
 // sequence a table of the blocks it holds, so sequences of different lengths
 // share memory without fragmentation (a finished sequence's blocks go straight
-// to the next one). Within a block, per layer, one f32 key row and one value
-// row per position: GQA layers store K (n_head_kv * head_k) and V rows; MLA
+// to the next one). Within a block, per layer, one key row and one value row
+// per position: GQA layers store K (n_head_kv * head_k) and V rows; MLA
 // layers store only the compressed latent + rope key (kv_lora + n_rot) in the
-// key row and no value row, since values are read from the latent.
+// key row and no value row, since values are read from the latent. Entries
+// are f32, or f16 (IEEE binary16, rounded to nearest even when stored): half
+// the bytes that decode attention reads per position, and half the memory.
 #pragma once
 
+#include <cassert>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <type_traits>
 #include <vector>
 
 #include "runtime/base/status.h"
 
 namespace strata {
+
+enum class KvType : uint8_t { kF32, kF16 };
+
+// "f32" / "f16", and back (an error names the accepted values).
+const char* kv_type_name(KvType t);
+Result<KvType> parse_kv_type(const std::string& name);
+inline size_t kv_type_bytes(KvType t) { return t == KvType::kF16 ? 2 : 4; }
 
 // Where each token of a batch goes: its sequence and its position in it.
 struct TokenPlaces {
@@ -26,13 +39,13 @@ class KvCache {
  public:
   static constexpr uint32_t kDefaultBlock = 16;
 
-  // k_width/v_width: floats per position of one layer (v_width 0: no value rows).
+  // k_width/v_width: entries per position of one layer (v_width 0: no value rows).
   // n_seq: sequences (slots) held; n_ctx: positions per sequence at most.
   // block: positions per block; max_blocks: blocks the pool may hold (0:
   // enough for every sequence at full context). Blocks are allocated when a
   // sequence first needs them and are reused, never returned to the system.
   KvCache(uint32_t n_layer, uint32_t k_width, uint32_t v_width, uint32_t n_seq, uint32_t n_ctx,
-          uint32_t block = kDefaultBlock, uint32_t max_blocks = 0);
+          uint32_t block = kDefaultBlock, uint32_t max_blocks = 0, KvType type = KvType::kF32);
 
   uint32_t n_layer() const { return n_layer_; }
   uint32_t n_seq() const { return n_seq_; }
@@ -40,6 +53,7 @@ class KvCache {
   uint32_t k_width() const { return k_width_; }
   uint32_t v_width() const { return v_width_; }
   uint32_t block_size() const { return block_; }
+  KvType type() const { return type_; }
 
   // Positions stored for `seq` (the next token of it goes at this position).
   int32_t seq_len(uint32_t seq) const { return len_[seq]; }
@@ -60,39 +74,73 @@ class KvCache {
   // them). Shrinking gives the blocks wholly past n_pos back to the pool.
   void set_len(uint32_t seq, int32_t n_pos);
 
-  // Row of `pos` (< reserved size) for a layer and a sequence. Rows are
-  // contiguous (stride k_width / v_width) only within one block: positions
-  // [b * block_size(), (b + 1) * block_size()) of a sequence.
-  float* k(uint32_t layer, uint32_t seq, int32_t pos) { return layer_base(layer, seq, pos) + in_block(pos) * k_width_; }
-  float* v(uint32_t layer, uint32_t seq, int32_t pos) {
-    return layer_base(layer, seq, pos) + size_t(block_) * k_width_ + in_block(pos) * v_width_;
+  // Row of `pos` (< reserved size) for a layer and a sequence, as entries
+  // of the cache's type: T is float for kF32, uint16_t (binary16 bits) for
+  // kF16. Rows are contiguous (stride k_width / v_width) only within one
+  // block: positions [b * block_size(), (b + 1) * block_size()) of a sequence.
+  template <class T = float>
+  T* k(uint32_t layer, uint32_t seq, int32_t pos) {
+    return typed<T>(row(layer, seq, pos, false));
   }
-  const float* k(uint32_t layer, uint32_t seq, int32_t pos) const { return const_cast<KvCache*>(this)->k(layer, seq, pos); }
-  const float* v(uint32_t layer, uint32_t seq, int32_t pos) const { return const_cast<KvCache*>(this)->v(layer, seq, pos); }
+  template <class T = float>
+  T* v(uint32_t layer, uint32_t seq, int32_t pos) {
+    return typed<T>(row(layer, seq, pos, true));
+  }
+  template <class T = float>
+  const T* k(uint32_t layer, uint32_t seq, int32_t pos) const {
+    return const_cast<KvCache*>(this)->k<T>(layer, seq, pos);
+  }
+  template <class T = float>
+  const T* v(uint32_t layer, uint32_t seq, int32_t pos) const {
+    return const_cast<KvCache*>(this)->v<T>(layer, seq, pos);
+  }
+
+  // Stores k_width (v_width) floats as the key (value) row of `pos`, in the
+  // cache's type.
+  void put_k(uint32_t layer, uint32_t seq, int32_t pos, const float* src);
+  void put_v(uint32_t layer, uint32_t seq, int32_t pos, const float* src);
+  // Key (value) rows of positions [0, n) of a sequence as floats, n rows of
+  // k_width (v_width) into dst.
+  void get_k(uint32_t layer, uint32_t seq, int64_t n, float* dst) const;
+  void get_v(uint32_t layer, uint32_t seq, int64_t n, float* dst) const;
 
   // Pool accounting.
   uint32_t n_blocks_max() const { return max_blocks_; }
   uint32_t n_blocks_used() const { return n_used_; }
   uint32_t n_blocks_free() const { return max_blocks_ - n_used_; }
-  uint64_t block_bytes() const { return uint64_t(n_layer_) * layer_floats() * sizeof(float); }
+  uint64_t block_bytes() const { return uint64_t(n_layer_) * layer_entries() * kv_type_bytes(type_); }
   uint64_t bytes_allocated() const { return uint64_t(blocks_.size()) * block_bytes(); }
+  // Bytes of one position's key and value rows over every layer.
+  uint64_t position_bytes() const { return block_bytes() / block_; }
 
  private:
-  size_t layer_floats() const { return size_t(block_) * (k_width_ + v_width_); }
+  size_t layer_entries() const { return size_t(block_) * (k_width_ + v_width_); }
   size_t in_block(int32_t pos) const { return size_t(pos) % block_; }
-  // Start of `layer`'s part of the block holding `pos`: block_ key rows, then block_ value rows.
-  float* layer_base(uint32_t layer, uint32_t seq, int32_t pos) {
-    return blocks_[size_t(table_[seq][size_t(pos) / block_])].get() + layer * layer_floats();
+  // The key (or value) row of `pos`: in the block holding it, `layer`'s
+  // part is block_ key rows, then block_ value rows.
+  std::byte* row(uint32_t layer, uint32_t seq, int32_t pos, bool value) {
+    const size_t at = value ? size_t(block_) * k_width_ + in_block(pos) * v_width_ : in_block(pos) * k_width_;
+    std::byte* block = blocks_[size_t(table_[seq][size_t(pos) / block_])].get();
+    return block + (layer * layer_entries() + at) * kv_type_bytes(type_);
   }
+  template <class T>
+  T* typed(std::byte* p) const {
+    static_assert(std::is_same_v<T, float> || std::is_same_v<T, uint16_t>);
+    assert(sizeof(T) == kv_type_bytes(type_));
+    return reinterpret_cast<T*>(p);
+  }
+  void put_row(uint32_t layer, uint32_t seq, int32_t pos, bool value, const float* src);
+  void get_rows(uint32_t layer, uint32_t seq, bool value, int64_t n, float* dst) const;
   int32_t take_block();
   void release_past(uint32_t seq, int32_t n_pos);  // blocks wholly past n_pos back to the pool
 
   uint32_t n_layer_, k_width_, v_width_, n_seq_, n_ctx_, block_, max_blocks_;
+  KvType type_;
   uint32_t n_used_ = 0;
-  std::vector<int32_t> len_;                     // [n_seq]
-  std::vector<std::vector<int32_t>> table_;      // [n_seq] block ids in position order
-  std::vector<std::unique_ptr<float[]>> blocks_;  // every block allocated so far
-  std::vector<int32_t> free_;                    // allocated blocks nobody holds
+  std::vector<int32_t> len_;                          // [n_seq]
+  std::vector<std::vector<int32_t>> table_;           // [n_seq] block ids in position order
+  std::vector<std::unique_ptr<std::byte[]>> blocks_;  // every block allocated so far
+  std::vector<int32_t> free_;                         // allocated blocks nobody holds
 };
 
 }  // namespace strata

@@ -1,4 +1,4 @@
-// Grouped-query attention over the f32 KV cache. A prompt batch (a run of
+// Grouped-query attention over the KV cache. A prompt batch (a run of
 // kMinRunTokens or more consecutive tokens of one sequence) is attended as
 // matrix products per query head and chunk of tokens: scores = Q K^T and
 // out = softmax(scores) V on oneDNN, with the sequence's keys and values
@@ -7,7 +7,6 @@
 #include "runtime/layers/attention_gqa.h"
 
 #include <algorithm>
-#include <cstring>
 
 #include "cpu_kernels/dnnl_gemm.h"
 #include "cpu_kernels/gemm_choice.h"
@@ -31,17 +30,6 @@ void add_bias(float* y, int64_t n_rows, const std::vector<float>& b) {
 constexpr int64_t kMinRunTokens = kDnnlMinRows;
 constexpr int64_t kChunkTokens = 64;
 
-// Positions [0, n) of layer `layer` of sequence `seq`: each position's keys
-// (or values), all heads, copied into dst (n rows of `width` floats).
-void gather_rows(const KvCache& cache, uint32_t layer, uint32_t seq, bool values, int64_t n, int64_t width, float* dst) {
-  const int64_t B = cache.block_size();
-  for (int64_t t0 = 0; t0 < n; t0 += B) {
-    const int64_t m = std::min(B, n - t0);
-    const float* src = values ? cache.v(layer, seq, int32_t(t0)) : cache.k(layer, seq, int32_t(t0));
-    std::memcpy(dst + t0 * width, src, size_t(m * width) * sizeof(float));
-  }
-}
-
 // Attention of tokens [r0, r1) (one sequence) as matrix products into o. A
 // chunk oneDNN fails on is done one (token, head) at a time instead, so the
 // output is complete either way.
@@ -53,8 +41,8 @@ void attend_run(const GqaConfig& c, uint32_t layer, const float* q, const TokenP
   for (int64_t t = r0; t < r1; ++t) P = std::max<int64_t>(P, int64_t(places.pos[t]) + 1);
   const int64_t kw = cache.k_width(), vw = cache.v_width();
   std::vector<float> keys(size_t(P * kw)), vals(size_t(P * vw));
-  gather_rows(cache, layer, seq, false, P, kw, keys.data());
-  gather_rows(cache, layer, seq, true, P, vw, vals.data());
+  cache.get_k(layer, seq, P, keys.data());
+  cache.get_v(layer, seq, P, vals.data());
   const int64_t n_chunks = (r1 - r0 + kChunkTokens - 1) / kChunkTokens;
   for_each_item(ctx, H * n_chunks, kChunkTokens * P * (dk + dv), kChunkTokens * P, [&](int64_t i, float* s) {
     const int64_t h = i % H, g = h / group;
@@ -100,8 +88,8 @@ void attention_gqa(const GqaWeights& w, const GqaConfig& c, uint32_t layer, cons
 
   for (int64_t t = 0; t < T; ++t) {
     const uint32_t s = uint32_t(places.seq[t]);
-    std::copy(k.data() + t * Hkv * dk, k.data() + (t + 1) * Hkv * dk, cache.k(layer, s, places.pos[t]));
-    std::copy(v.data() + t * Hkv * dv, v.data() + (t + 1) * Hkv * dv, cache.v(layer, s, places.pos[t]));
+    cache.put_k(layer, s, places.pos[t], k.data() + t * Hkv * dk);
+    cache.put_v(layer, s, places.pos[t], v.data() + t * Hkv * dv);
   }
 
   // Heads h of a group share kv head h / (H / Hkv).

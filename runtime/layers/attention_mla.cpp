@@ -31,9 +31,7 @@ void attention_mla(const MlaWeights& w, const MlaConfig& c, uint32_t layer, cons
   rmsnorm_rows(kv.data(), T, L, kw, w.kv_a_norm, c.rms_eps, kv.data());
   rope_rows(c.rope, places, kv.data(), kw, L, 1, R);
   rope_rows(c.rope, places, q.data(), H * qk, N, H, qk);
-  for (int64_t t = 0; t < T; ++t) {
-    std::copy(kv.data() + t * kw, kv.data() + (t + 1) * kw, cache.k(layer, uint32_t(places.seq[t]), places.pos[t]));
-  }
+  for (int64_t t = 0; t < T; ++t) cache.put_k(layer, uint32_t(places.seq[t]), places.pos[t], kv.data() + t * kw);
 
   // Absorbed queries [T][H][L + R]: W_kb^T q_nope, then q_pe.
   std::vector<float> qa(size_t(T * H * kw));

@@ -46,6 +46,10 @@ struct ModelOptions {
   // Repack routed experts and dense matrices for the SIMD width where the
   // CPU path has a packed kernel (offload/expert_executor.h, qgemm_packed.h).
   ExpertRepack repack = ExpertRepack::kAuto;
+  // Entries of the KV caches make_cache makes: f32 (the reference's
+  // numerics), or f16 (half the bytes; the commands' default, as in other
+  // GGUF runtimes).
+  KvType kv_type = KvType::kF32;
   // Progress of both (bytes done of total), once per phase: experts, then
   // dense matrices; called from pool threads one at a time.
   std::function<void(uint64_t done, uint64_t total)> placement_progress;
@@ -107,8 +111,10 @@ class Model {
   const ArchConfig& config() const { return cfg_; }
   const gguf::GgufModel& file() const { return file_; }
 
-  // A cache for n_seq sequences of up to n_ctx positions each, shaped for this model.
+  // A cache for n_seq sequences of up to n_ctx positions each, shaped for
+  // this model, of the type it was loaded with (ModelOptions::kv_type).
   KvCache make_cache(uint32_t n_seq, uint32_t n_ctx) const;
+  KvType kv_type() const { return kv_type_; }
 
   // Runs `batch`, appending every token to its sequence in `cache`. Checks
   // (before computing anything) that tokens are in the vocabulary, sequences
@@ -154,6 +160,7 @@ class Model {
   std::shared_ptr<ExpertExecutor> experts_;
   std::unique_ptr<ComputeContext> ctx_;  // what every Matrix of the model points at
   ForwardProfile* profile_ = nullptr;
+  KvType kv_type_ = KvType::kF32;
   const gguf::TensorInfo* tok_embd_ = nullptr;
   Matrix output_;  // output.weight, or token_embd.weight when tied
   std::vector<float> output_norm_;

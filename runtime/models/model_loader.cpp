@@ -129,6 +129,7 @@ Result<std::unique_ptr<Model>> Model::load(gguf::GgufModel file, const ModelOpti
   STRATA_RETURN_IF_ERROR(check_tensors(m->file_, m->hp_));
   m->ctx_ = std::make_unique<ComputeContext>();
   m->ctx_->kernels = options.kernels;
+  m->kv_type_ = options.kv_type;
   std::optional<Topology> topo = options.topology;
   if (options.pool) {
     if (options.n_threads != 0 && options.n_threads != options.pool->n_threads()) {
@@ -315,8 +316,9 @@ Status Model::bind() {
 }
 
 KvCache Model::make_cache(uint32_t n_seq, uint32_t n_ctx) const {
-  if (cfg_.attn == AttnKind::kMla) return KvCache(hp_.n_layer, mla_k_width(cfg_.mla), 0, n_seq, n_ctx);
-  return KvCache(hp_.n_layer, gqa_k_width(cfg_.gqa), gqa_v_width(cfg_.gqa), n_seq, n_ctx);
+  const uint32_t B = KvCache::kDefaultBlock;
+  if (cfg_.attn == AttnKind::kMla) return KvCache(hp_.n_layer, mla_k_width(cfg_.mla), 0, n_seq, n_ctx, B, 0, kv_type_);
+  return KvCache(hp_.n_layer, gqa_k_width(cfg_.gqa), gqa_v_width(cfg_.gqa), n_seq, n_ctx, B, 0, kv_type_);
 }
 
 }  // namespace strata

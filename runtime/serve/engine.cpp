@@ -34,8 +34,10 @@ Status CountingExecutor::run(const ExpertLayer& layer, const ExpertRouting& r, f
   return inner_->run(layer, r, out);
 }
 
-Result<Plan> plan_for_serving(ModelDesc model, const HardwareProfile& hw, SchedulerOptions* sched, bool shrink_ctx) {
-  model.kv_bytes_per_token *= 2;  // this runtime's KV cache holds f32 entries (runtime/kv/kv_cache.h), not f16
+Result<Plan> plan_for_serving(ModelDesc model, KvType kv_type, const HardwareProfile& hw, SchedulerOptions* sched,
+                              bool shrink_ctx) {
+  // The planner counts f16 entries.
+  model.kv_bytes_per_token = model.kv_bytes_per_token / 2 * kv_type_bytes(kv_type);
   PlanOptions po;
   po.gpu = -1;  // the runtime computes on the CPU
   for (;;) {
@@ -83,7 +85,8 @@ Result<std::unique_ptr<Engine>> Engine::load(const std::string& id, const std::s
     if (options.hardware) {
       STRATA_ASSIGN_OR_RETURN(ModelDesc desc, model_desc_from_gguf(file, path));
       desc.name = id;
-      STRATA_ASSIGN_OR_RETURN(Plan plan, plan_for_serving(desc, *options.hardware, &so, !ctx_given));
+      STRATA_ASSIGN_OR_RETURN(Plan plan,
+                              plan_for_serving(desc, options.model.kv_type, *options.hardware, &so, !ctx_given));
       e->plan_ = std::move(plan);
     }
   }
@@ -335,7 +338,7 @@ ModelHost::Acquired ModelHost::acquire(const std::string& id) {
       auto desc = model_desc_from_gguf(entry->path);
       if (desc.is_ok()) {
         desc.value().name = id;
-        auto plan = plan_for_serving(desc.value(), *opt_.hardware, &so, false);
+        auto plan = plan_for_serving(desc.value(), opt_.model.kv_type, *opt_.hardware, &so, false);
         if (!plan.is_ok()) {
           a.error = {409, "invalid_request_error", "model '" + id + "': " + plan.status().message(), "model",
                      "model_does_not_fit"};

@@ -61,12 +61,13 @@ struct EngineOptions {
   std::optional<HardwareProfile> hardware;
 };
 
-// The serving plan: the model's weights and KV cache (f32 entries, as this
-// runtime keeps them) for `sched`'s sequences on `hw` (CPU only: this runtime
-// computes everything on the CPU). With shrink_ctx, sched->n_ctx is halved
-// (not below 512) until the plan fits. kOutOfMemory when it cannot fit,
-// saying what is missing.
-Result<Plan> plan_for_serving(ModelDesc model, const HardwareProfile& hw, SchedulerOptions* sched, bool shrink_ctx);
+// The serving plan: the model's weights and KV cache (entries of kv_type)
+// for `sched`'s sequences on `hw` (CPU only: this runtime computes
+// everything on the CPU). With shrink_ctx, sched->n_ctx is halved (not below
+// 512) until the plan fits. kOutOfMemory when it cannot fit, saying what is
+// missing.
+Result<Plan> plan_for_serving(ModelDesc model, KvType kv_type, const HardwareProfile& hw, SchedulerOptions* sched,
+                              bool shrink_ctx);
 
 class Engine {
  public:

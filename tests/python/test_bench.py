@@ -190,7 +190,8 @@ def test_kernel_paths(model):
 def test_compute_option_errors(model):
     cases = [(["--cpu-isa", "sse9"], "--cpu-isa: "), (["--threads", 4096], "threads (one per physical core), got 4096"),
              (["--prefill-gemm", "mkl"], "--prefill-gemm: unknown prefill GEMM policy 'mkl' (expected auto, native or onednn)"),
-             (["--repack", "maybe"], "--repack: unknown value 'maybe' (expected auto, on or off)")]
+             (["--repack", "maybe"], "--repack: unknown value 'maybe' (expected auto, on or off)"),
+             (["--cache-type", "q8_0"], "--cache-type: KV cache type: expected f16 or f32, got 'q8_0'")]
     for args, want in cases:
         p = run("bench", "-m", model, "-p", 0, "-n", 1, "-r", 1, *args, "--probe-mib", 16, "--probe-runs", 1,
                 check=False)
@@ -209,6 +210,28 @@ def test_compute_option_errors(model):
     p = subprocess.run([STRATA, "run", "-m", str(model), "--tokens", "1 2", "-n", "1"], capture_output=True,
                        text=True, timeout=300, env=env)
     assert p.returncode == 1 and "STRATA_PREFILL_GEMM: unknown prefill GEMM policy 'blas'" in p.stderr, p.stderr
+    env = dict(os.environ, STRATA_CACHE_TYPE="bf16")
+    p = subprocess.run([STRATA, "run", "-m", str(model), "--tokens", "1 2", "-n", "1"], capture_output=True,
+                       text=True, timeout=300, env=env)
+    assert p.returncode == 1 and "STRATA_CACHE_TYPE: KV cache type: expected f16 or f32, got 'bf16'" in p.stderr, \
+        p.stderr
+
+
+def test_cache_type(model):
+    # The KV cache holds f16 entries unless asked otherwise (f32 under the
+    # reference kernels); the summary says which, and a decode step at depth
+    # counts the cache bytes it reads at the entry size.
+    common = ["-p", 0, "-n", 2, "-d", 64, "-r", 1, "--probe-mib", 16, "--probe-runs", 1, "--json"]
+    kv = {}
+    for args, kind in [([], "f16"), (["--cache-type", "f32"], "f32"), (["--cpu-isa", "ref"], "f32")]:
+        j = json.loads(run("bench", "-m", model, *common, *args).stdout)
+        assert re.search(r"^\d+ threads? [^,]*, KV cache " + kind + ",", j["compute"]["summary"]), j["compute"]
+        kv.setdefault(kind, j["tests"][0]["kv_bytes_per_token"])
+    assert kv["f16"] > 0 and kv["f16"] * 2 == kv["f32"], kv
+    env = dict(os.environ, STRATA_CACHE_TYPE="f32")
+    p = subprocess.run([STRATA, "bench", "-m", str(model), *map(str, common)], capture_output=True, text=True,
+                       timeout=300, env=env)
+    assert p.returncode == 0 and "KV cache f32" in p.stdout, p.stdout + p.stderr
 
 
 def cpu_has_avx2():
