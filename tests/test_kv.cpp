@@ -147,6 +147,7 @@ TEST(KvPool, F16EntriesAreTheRoundedRowsInHalfTheBytes) {
   for (size_t i = 0; i < gk.size(); ++i) ASSERT_EQ(gk[i], f16_to_f32(f32_to_f16(K[i]))) << i;
   for (size_t i = 0; i < gv.size(); ++i) ASSERT_EQ(gv[i], f16_to_f32(f32_to_f16(V[i]))) << i;
   EXPECT_EQ(h.k<uint16_t>(0, 0, 0)[0], 0) << "layer 0 was written";
+  EXPECT_DEATH(h.k<float>(1, 0, 0), "check failed.*kv_type_bytes");  // f16 rows read as floats
   EXPECT_EQ(parse_kv_type("f16").value(), KvType::kF16);
   EXPECT_EQ(parse_kv_type("f32").value(), KvType::kF32);
   const auto bad = parse_kv_type("q8_0");

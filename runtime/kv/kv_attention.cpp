@@ -13,11 +13,11 @@ namespace strata {
 namespace {
 
 // Asks for the lines of n rows of d entries (stride entries apart) before
-// they are used: the block-by-block loop computes between its loads and, on its
-// own, kept too few misses in flight. One thread, 32 query heads over 4 kv
-// heads of 128, 8 layers, asking one block ahead, per token and layer:
-// 4,096 positions from DRAM 2,238 -> 1,749 us, 512 positions 152 -> 91 us,
-// 64 (in cache) 8.3 -> 8.9 us.
+// they are used: the block-by-block loop computes between its loads and, on
+// its own, kept too few misses in flight. One thread, 32 query heads over 4
+// kv heads of 128, 8 layers, f32 rows, asking one block ahead, per token and
+// layer: 4,096 positions from DRAM 2,238 -> 1,749 us, 512 positions 152 ->
+// 91 us, 64 (in cache) 8.3 -> 8.9 us.
 // Inlined on purpose: GCC counts a prefetch as no side effect, so it took a
 // function of prefetches alone for "const" and deleted the calls to it.
 template <class T>

@@ -9,7 +9,6 @@
 // the bytes that decode attention reads per position, and half the memory.
 #pragma once
 
-#include <cassert>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -17,6 +16,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "runtime/base/check.h"
 #include "runtime/base/status.h"
 
 namespace strata {
@@ -126,7 +126,7 @@ class KvCache {
   template <class T>
   T* typed(std::byte* p) const {
     static_assert(std::is_same_v<T, float> || std::is_same_v<T, uint16_t>);
-    assert(sizeof(T) == kv_type_bytes(type_));
+    STRATA_CHECK(sizeof(T) == kv_type_bytes(type_));  // rows read as the cache's own type
     return reinterpret_cast<T*>(p);
   }
   void put_row(uint32_t layer, uint32_t seq, int32_t pos, bool value, const float* src);

@@ -47,8 +47,7 @@ struct ModelOptions {
   // CPU path has a packed kernel (offload/expert_executor.h, qgemm_packed.h).
   ExpertRepack repack = ExpertRepack::kAuto;
   // Entries of the KV caches make_cache makes: f32 (the reference's
-  // numerics), or f16 (half the bytes; the commands' default, as in other
-  // GGUF runtimes).
+  // numerics), or f16 (half the bytes; the commands' default).
   KvType kv_type = KvType::kF32;
   // Progress of both (bytes done of total), once per phase: experts, then
   // dense matrices; called from pool threads one at a time.
