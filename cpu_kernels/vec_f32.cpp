@@ -36,10 +36,17 @@ void from_f16_scalar(const uint16_t* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = f16_to_f32(x[i]);
 }
 
-// The f16 forms: each row widened, then the f32 form on it.
+// The f16 forms: each row widened (into a buffer each thread keeps, as they
+// run once per block of positions), then the f32 form on it.
+std::vector<float>& widened_row(int64_t d) {
+  thread_local std::vector<float> row;
+  row.resize(static_cast<size_t>(d));
+  return row;
+}
+
 void dots_f16_scalar(const float* q, int64_t q_stride, int64_t n_q, const uint16_t* k, int64_t k_stride, int64_t n_k,
                      int64_t d, float scale, float* s, int64_t s_stride) {
-  std::vector<float> row(static_cast<size_t>(d));
+  std::vector<float>& row = widened_row(d);
   for (int64_t t = 0; t < n_k; ++t) {
     from_f16_scalar(k + t * k_stride, row.data(), d);
     dots_scalar(q, q_stride, n_q, row.data(), d, 1, d, scale, s + t, s_stride);
@@ -48,7 +55,7 @@ void dots_f16_scalar(const float* q, int64_t q_stride, int64_t n_q, const uint16
 
 void axpys_f16_scalar(const float* p, int64_t p_stride, int64_t n_q, const uint16_t* v, int64_t v_stride, int64_t n_v,
                       int64_t d, float* out, int64_t out_stride) {
-  std::vector<float> row(static_cast<size_t>(d));
+  std::vector<float>& row = widened_row(d);
   for (int64_t t = 0; t < n_v; ++t) {
     from_f16_scalar(v + t * v_stride, row.data(), d);
     axpys_scalar(p + t, p_stride, n_q, row.data(), d, 1, d, out, out_stride);

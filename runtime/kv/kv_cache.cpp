@@ -78,7 +78,7 @@ void KvCache::get_rows(uint32_t layer, uint32_t seq, bool value, int64_t n, floa
   const int64_t width = value ? v_width_ : k_width_;
   for (int64_t t0 = 0; t0 < n; t0 += block_) {
     const int64_t m = std::min<int64_t>(block_, n - t0);
-    const std::byte* src = const_cast<KvCache*>(this)->row(layer, seq, int32_t(t0), value);
+    const std::byte* src = row(layer, seq, int32_t(t0), value);
     if (type_ == KvType::kF32) {
       std::memcpy(dst + t0 * width, src, size_t(m * width) * sizeof(float));
     } else {

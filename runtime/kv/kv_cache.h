@@ -88,11 +88,11 @@ class KvCache {
   }
   template <class T = float>
   const T* k(uint32_t layer, uint32_t seq, int32_t pos) const {
-    return const_cast<KvCache*>(this)->k<T>(layer, seq, pos);
+    return typed<T>(row(layer, seq, pos, false));
   }
   template <class T = float>
   const T* v(uint32_t layer, uint32_t seq, int32_t pos) const {
-    return const_cast<KvCache*>(this)->v<T>(layer, seq, pos);
+    return typed<T>(row(layer, seq, pos, true));
   }
 
   // Stores k_width (v_width) floats as the key (value) row of `pos`, in the
@@ -118,7 +118,7 @@ class KvCache {
   size_t in_block(int32_t pos) const { return size_t(pos) % block_; }
   // The key (or value) row of `pos`: in the block holding it, `layer`'s
   // part is block_ key rows, then block_ value rows.
-  std::byte* row(uint32_t layer, uint32_t seq, int32_t pos, bool value) {
+  std::byte* row(uint32_t layer, uint32_t seq, int32_t pos, bool value) const {
     const size_t at = value ? size_t(block_) * k_width_ + in_block(pos) * v_width_ : in_block(pos) * k_width_;
     std::byte* block = blocks_[size_t(table_[seq][size_t(pos) / block_])].get();
     return block + (layer * layer_entries() + at) * kv_type_bytes(type_);
