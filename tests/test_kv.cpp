@@ -18,6 +18,7 @@
 
 #include "cpu_kernels/cpu_isa.h"
 #include "runtime/base/half.h"
+#include "runtime/base/rng.h"
 #include "runtime/gguf/gguf_reader.h"
 #include "runtime/kv/kv_attention.h"
 #include "runtime/kv/kv_cache.h"
@@ -155,6 +156,84 @@ TEST(KvPool, F16EntriesAreTheRoundedRowsInHalfTheBytes) {
   EXPECT_NE(bad.status().message().find("expected f16 or f32, got 'q8_0'"), std::string::npos);
 }
 
+// A cache whose rows are stored head by head holds the same rows: every entry
+// reads back at its offset, a head's entries of the positions of one block
+// are k_stride() apart, and get_k/get_v give the rows whole.
+TEST(KvPool, HeadPartsHoldTheRowsHeadByHead) {
+  const uint32_t L = 2, heads = 3, dk = 4, dv = 2, kw = heads * dk, vw = heads * dv, B = 4, n = 11;
+  Xoshiro256 rng(11);
+  for (const KvType type : {KvType::kF32, KvType::kF16}) {
+    KvCache c(L, kw, vw, 2, 32, B, 0, type, heads);
+    EXPECT_EQ(c.heads(), heads);
+    EXPECT_EQ(c.k_stride(), dk);
+    EXPECT_EQ(c.v_stride(), dv);
+    c.reserve(1, 5);
+    c.reserve(0, n);
+    std::vector<float> K(n * kw), V(n * vw);
+    for (auto& x : K) x = float(rng.uniform() * 8 - 4);
+    for (auto& x : V) x = float(rng.uniform() * 8 - 4);
+    for (uint32_t t = 0; t < n; ++t) {
+      c.put_k(1, 0, int32_t(t), K.data() + t * kw);
+      c.put_v(1, 0, int32_t(t), V.data() + t * vw);
+    }
+    const auto stored = [&](float x) { return type == KvType::kF16 ? f16_to_f32(f32_to_f16(x)) : x; };
+    const auto entry = [&](bool value, int32_t t, int64_t at) {
+      if (type == KvType::kF32) return value ? c.v(1, 0, t, at)[0] : c.k(1, 0, t, at)[0];
+      return f16_to_f32(value ? c.v<uint16_t>(1, 0, t, at)[0] : c.k<uint16_t>(1, 0, t, at)[0]);
+    };
+    for (int32_t t = 0; t < int32_t(n); ++t) {
+      for (int64_t j = 0; j < kw; ++j) ASSERT_EQ(entry(false, t, j), stored(K[t * kw + j])) << t << " " << j;
+      for (int64_t j = 0; j < vw; ++j) ASSERT_EQ(entry(true, t, j), stored(V[t * vw + j])) << t << " " << j;
+    }
+    const auto addr = [&](int32_t t) {
+      return type == KvType::kF32 ? reinterpret_cast<const std::byte*>(c.k(1, 0, t, dk))
+                                  : reinterpret_cast<const std::byte*>(c.k<uint16_t>(1, 0, t, dk));
+    };
+    for (int32_t t = 5; t < 8; ++t) {  // positions 4..7 share a block
+      EXPECT_EQ(addr(t) - addr(4), (t - 4) * c.k_stride() * ptrdiff_t(kv_type_bytes(type))) << t;
+    }
+    std::vector<float> gk(n * kw), gv(n * vw);
+    c.get_k(1, 0, n, gk.data());
+    c.get_v(1, 0, n, gv.data());
+    for (size_t i = 0; i < gk.size(); ++i) ASSERT_EQ(gk[i], stored(K[i])) << i;
+    for (size_t i = 0; i < gv.size(); ++i) ASSERT_EQ(gv[i], stored(V[i])) << i;
+  }
+  EXPECT_DEATH(KvCache(1, 10, 10, 1, 8, 4, 0, KvType::kF32, 3), "check failed");  // 3 does not divide 10
+}
+
+// Blocks come from slabs; blocks big enough that a few fill one still hold
+// their own rows across the slabs' ends.
+TEST(KvPool, BlocksAcrossSlabsDoNotAlias) {
+  const uint32_t L = 32, w = 2048, B = 16, S = 3, n = 48;  // 8 MiB per block: 9 blocks over two slabs
+  KvCache c(L, w, w, S, n, B);
+  for (uint32_t s = 0; s < S; ++s) c.reserve(s, n);
+  EXPECT_EQ(c.n_blocks_used(), S * n / B);
+  std::vector<float> row(w);
+  const auto fill = [&](uint32_t l, uint32_t s, uint32_t t, bool value) {
+    for (uint32_t j = 0; j < w; ++j) row[j] = float(((l * 7 + s) * 131 + t) * 2 + value) + float(j) / 4096;
+  };
+  for (const uint32_t l : {0u, L - 1}) {
+    for (uint32_t s = 0; s < S; ++s) {
+      for (uint32_t t = 0; t < n; ++t) {
+        fill(l, s, t, false);
+        c.put_k(l, s, int32_t(t), row.data());
+        fill(l, s, t, true);
+        c.put_v(l, s, int32_t(t), row.data());
+      }
+    }
+  }
+  for (const uint32_t l : {0u, L - 1}) {
+    for (uint32_t s = 0; s < S; ++s) {
+      for (uint32_t t = 0; t < n; ++t) {
+        fill(l, s, t, false);
+        ASSERT_TRUE(std::equal(row.begin(), row.end(), c.k(l, s, int32_t(t)))) << l << " " << s << " " << t;
+        fill(l, s, t, true);
+        ASSERT_TRUE(std::equal(row.begin(), row.end(), c.v(l, s, int32_t(t)))) << l << " " << s << " " << t;
+      }
+    }
+  }
+}
+
 TEST(KvAttention, PagedHeadMatchesContiguousLoop) {
   // One head over rows spread across blocks vs the textbook loop over the same rows copied contiguously.
   const uint32_t kw = 6, vw = 4, B = 3;
@@ -249,6 +328,49 @@ TEST(KvAttention, HeadsTogetherMatchEachHeadAlone) {
   ASSERT_TRUE(set_cpu_isa("auto").is_ok());
 }
 
+// Attention over a cache stored head by head gives, bit for bit, what it
+// gives over one holding whole rows, on every CPU path; a head that would
+// straddle two parts is refused.
+TEST(KvAttention, HeadPartsAreTheWholeRowCache) {
+  const uint32_t L = 2, heads = 4, dk = 24, dv = 20, B = 4;
+  Xoshiro256 rng(12);
+  for (const KvType type : {KvType::kF32, KvType::kF16}) {
+    KvCache parts(L, heads * dk, heads * dv, 1, 64, B, 0, type, heads);
+    KvCache rows(L, heads * dk, heads * dv, 1, 64, B, 0, type);
+    const int32_t n_kv = 37;
+    parts.reserve(0, n_kv);
+    rows.reserve(0, n_kv);
+    std::vector<float> k(heads * dk), v(heads * dv);
+    for (int32_t t = 0; t < n_kv; ++t) {
+      for (auto& x : k) x = float(rng.uniform() * 2 - 1);
+      for (auto& x : v) x = float(rng.uniform() * 2 - 1);
+      for (KvCache* c : {&parts, &rows}) {
+        c->put_k(1, 0, t, k.data());
+        c->put_v(1, 0, t, v.data());
+      }
+    }
+    const int64_t n_q = 3;
+    std::vector<float> q(n_q * dk), scores(n_q * n_kv), a(n_q * dv), b(n_q * dv);
+    for (auto& x : q) x = float(rng.uniform() * 2 - 1);
+    for (const char* isa : {"scalar", "avx2", "avx512"}) {
+      if (!set_cpu_isa(isa).is_ok()) continue;  // this CPU lacks it
+      for (uint32_t g = 0; g < heads; ++g) {
+        for (const int32_t n : {1, 4, 5, n_kv}) {
+          attention_heads_paged(q.data(), dk, n_q, parts, 1, 0, g * dk, g * dv, false, dk, dv, n, 0.2f,
+                                scores.data(), a.data(), dv);
+          attention_heads_paged(q.data(), dk, n_q, rows, 1, 0, g * dk, g * dv, false, dk, dv, n, 0.2f,
+                                scores.data(), b.data(), dv);
+          ASSERT_EQ(a, b) << isa << " " << kv_type_name(type) << " head " << g << " n_kv " << n;
+        }
+      }
+    }
+    ASSERT_TRUE(set_cpu_isa("auto").is_ok());
+    EXPECT_DEATH(attention_heads_paged(q.data(), dk, n_q, parts, 1, 0, dk / 2, 0, false, dk, dv, n_kv, 0.2f,
+                                       scores.data(), a.data(), dv),
+                 "check failed");
+  }
+}
+
 // Attention over an f16 cache gives, bit for bit, what it gives over an f32
 // cache holding the same rows widened, on every CPU path, for GQA rows and
 // MLA latent rows, one head or several.
@@ -307,10 +429,12 @@ std::string make_tiny(const char* preset) {
 }
 
 // Three sequences: prompts interleaved in one batch, then greedy decode
-// steps together; every logit row, in order.
-std::vector<float> run_three(Model& m, uint32_t block) {
+// steps together; every logit row, in order. heads: the cache's row parts
+// (0: the model's own, as make_cache gives).
+std::vector<float> run_three(Model& m, uint32_t block, uint32_t heads = 0) {
   const KvCache shape = m.make_cache(1, 1);
-  KvCache cache(shape.n_layer(), shape.k_width(), shape.v_width(), 3, 64, block, 0, shape.type());
+  KvCache cache(shape.n_layer(), shape.k_width(), shape.v_width(), 3, 64, block, 0, shape.type(),
+                heads ? heads : shape.heads());
   const int32_t V = int32_t(m.hparams().n_vocab);
   std::vector<std::vector<int32_t>> prompts = {{1, 5, 9, 13, 17, 21, 25, 29, 33}, {2, 4}, {7, 8, 9, 10, 11, 12}};
   Batch b;
@@ -354,12 +478,24 @@ TEST(KvForward, LogitsDoNotDependOnTheBlockSize) {
       ASSERT_EQ((*m)->make_cache(1, 1).type(), type);
       const std::vector<float> one_block = run_three(**m, 64);
       ASSERT_FALSE(one_block.empty());
-      for (uint32_t block : {1u, 3u, 16u}) {
-        const std::vector<float> paged = run_three(**m, block);
-        ASSERT_EQ(paged.size(), one_block.size()) << at << " block " << block;
+      // Blocks of other sizes, and rows kept whole instead of head by head.
+      for (const auto [block, heads] : {std::pair{1u, 0u}, {3u, 0u}, {16u, 0u}, {16u, 1u}}) {
+        const std::vector<float> paged = run_three(**m, block, heads);
+        ASSERT_EQ(paged.size(), one_block.size()) << at << " block " << block << " heads " << heads;
         size_t n_diff = 0;
         for (size_t i = 0; i < paged.size(); ++i) n_diff += paged[i] != one_block[i];
-        EXPECT_EQ(n_diff, 0u) << at << " block " << block;
+        EXPECT_EQ(n_diff, 0u) << at << " block " << block << " heads " << heads;
+      }
+      // A split that cuts a head in two is refused, not read across.
+      const KvCache shape = (*m)->make_cache(1, 1);
+      if (shape.v_width() > 0) {
+        EXPECT_GT(shape.heads(), 1u) << at;
+        KvCache cut(shape.n_layer(), shape.k_width(), shape.v_width(), 1, 8, 4, 0, type, 2 * shape.heads());
+        Batch b;
+        b.add(1, 0, 0, true);
+        const auto r = (*m)->forward(b, cut);
+        ASSERT_FALSE(r.is_ok()) << at;
+        EXPECT_NE(r.status().message().find("another shape"), std::string::npos) << r.status().to_string();
       }
       if (type == KvType::kF32) {
         f32_logits = one_block;

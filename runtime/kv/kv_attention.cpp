@@ -8,6 +8,7 @@
 
 #include "cpu_kernels/softmax.h"
 #include "cpu_kernels/vec_f32.h"
+#include "runtime/base/check.h"
 
 namespace strata {
 namespace {
@@ -34,11 +35,12 @@ template <class T, class Dots, class Axpys>
 void heads_paged(Dots dots, Axpys axpys, const float* q, int64_t q_stride, int64_t n_q, const KvCache& cache,
                  uint32_t layer, uint32_t seq, int64_t k_off, int64_t v_off, bool v_in_k, int64_t d_k, int64_t d_v,
                  int64_t n_kv, float scale, float* scores, float* out, int64_t out_stride) {
-  const int64_t B = cache.block_size(), kw = cache.k_width();
-  const int64_t vw = v_in_k ? kw : int64_t(cache.v_width());
-  const auto k_rows = [&](int64_t t0) { return cache.k<T>(layer, seq, int32_t(t0)) + k_off; };
+  const int64_t B = cache.block_size(), kw = cache.k_stride(), vw = v_in_k ? kw : cache.v_stride();
+  // Each head's entries lie within one part of the cache's rows.
+  STRATA_CHECK(kw > 0 && vw > 0 && k_off % kw + d_k <= kw && v_off % vw + d_v <= vw);
+  const auto k_rows = [&](int64_t t0) { return cache.k<T>(layer, seq, int32_t(t0), k_off); };
   const auto v_rows = [&](int64_t t0) {
-    return (v_in_k ? cache.k<T>(layer, seq, int32_t(t0)) : cache.v<T>(layer, seq, int32_t(t0))) + v_off;
+    return v_in_k ? cache.k<T>(layer, seq, int32_t(t0), v_off) : cache.v<T>(layer, seq, int32_t(t0), v_off);
   };
   for (int64_t t0 = 0; t0 < n_kv; t0 += B) {
     if (t0 + B < n_kv) prefetch_rows(k_rows(t0 + B), kw, std::min(B, n_kv - t0 - B), d_k);

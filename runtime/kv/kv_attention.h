@@ -12,9 +12,10 @@
 namespace strata {
 
 // out[j] = sum_t p_t * v_t[j],  p = softmax_t(scale * q . k_t),  t < n_kv, where
-//   k_t = cache.k(layer, seq, t) + k_off   (d_k entries),
-//   v_t = cache.v(layer, seq, t) + v_off   (d_v entries), or, with v_in_k,
-//         cache.k(layer, seq, t) + v_off   (MLA reads values from the latent key row).
+//   k_t = cache.k(layer, seq, t, k_off)   (d_k entries),
+//   v_t = cache.v(layer, seq, t, v_off)   (d_v entries), or, with v_in_k,
+//         cache.k(layer, seq, t, v_off)   (MLA reads values from the latent key row);
+//   each within one head's part of the rows (an always-on check).
 //   scores: n_kv floats of scratch;  out: d_v floats, overwritten.
 // An f16 cache's entries are widened to f32 (vec_f32.h's _f16 ops): the
 // output bits are those of an f32 cache holding the widened rows.

@@ -4,11 +4,15 @@
 // to the next one). Within a block, per layer, one key row and one value row
 // per position: GQA layers store K (n_head_kv * head_k) and V rows; MLA
 // layers store only the compressed latent + rope key (kv_lora + n_rot) in the
-// key row and no value row, since values are read from the latent. Entries
+// key row and no value row, since values are read from the latent. Rows may
+// be split into `heads` equal parts stored head by head: within a block one
+// head's keys (values) for every position are one run, so attention over one
+// kv head streams contiguous memory instead of a part of every row. Entries
 // are f32, or f16 (IEEE binary16, rounded to nearest even when stored): half
 // the bytes that decode attention reads per position, and half the memory.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -44,8 +48,9 @@ class KvCache {
   // block: positions per block; max_blocks: blocks the pool may hold (0:
   // enough for every sequence at full context). Blocks are allocated when a
   // sequence first needs them and are reused, never returned to the system.
+  // heads: parts each row is stored in (dividing k_width and v_width).
   KvCache(uint32_t n_layer, uint32_t k_width, uint32_t v_width, uint32_t n_seq, uint32_t n_ctx,
-          uint32_t block = kDefaultBlock, uint32_t max_blocks = 0, KvType type = KvType::kF32);
+          uint32_t block = kDefaultBlock, uint32_t max_blocks = 0, KvType type = KvType::kF32, uint32_t heads = 1);
 
   uint32_t n_layer() const { return n_layer_; }
   uint32_t n_seq() const { return n_seq_; }
@@ -54,6 +59,11 @@ class KvCache {
   uint32_t v_width() const { return v_width_; }
   uint32_t block_size() const { return block_; }
   KvType type() const { return type_; }
+  uint32_t heads() const { return heads_; }
+  // Entries from one position's key (value) row part to the next within a
+  // block: k_width / heads (v_width / heads).
+  int64_t k_stride() const { return k_width_ / heads_; }
+  int64_t v_stride() const { return v_width_ / heads_; }
 
   // Positions stored for `seq` (the next token of it goes at this position).
   int32_t seq_len(uint32_t seq) const { return len_[seq]; }
@@ -74,25 +84,27 @@ class KvCache {
   // them). Shrinking gives the blocks wholly past n_pos back to the pool.
   void set_len(uint32_t seq, int32_t n_pos);
 
-  // Row of `pos` (< reserved size) for a layer and a sequence, as entries
-  // of the cache's type: T is float for kF32, uint16_t (binary16 bits) for
-  // kF16. Rows are contiguous (stride k_width / v_width) only within one
-  // block: positions [b * block_size(), (b + 1) * block_size()) of a sequence.
+  // Entry `at` of the key (value) row of `pos` (< reserved size) for a
+  // layer and a sequence, as entries of the cache's type: T is float for
+  // kF32, uint16_t (binary16 bits) for kF16. The entries from `at` to the end
+  // of its head's part are contiguous; the same entry of the next position is
+  // k_stride() (v_stride()) entries on, within one block: positions
+  // [b * block_size(), (b + 1) * block_size()) of a sequence.
   template <class T = float>
-  T* k(uint32_t layer, uint32_t seq, int32_t pos) {
-    return typed<T>(row(layer, seq, pos, false));
+  T* k(uint32_t layer, uint32_t seq, int32_t pos, int64_t at = 0) {
+    return typed<T>(row(layer, seq, pos, false, at));
   }
   template <class T = float>
-  T* v(uint32_t layer, uint32_t seq, int32_t pos) {
-    return typed<T>(row(layer, seq, pos, true));
+  T* v(uint32_t layer, uint32_t seq, int32_t pos, int64_t at = 0) {
+    return typed<T>(row(layer, seq, pos, true, at));
   }
   template <class T = float>
-  const T* k(uint32_t layer, uint32_t seq, int32_t pos) const {
-    return typed<T>(row(layer, seq, pos, false));
+  const T* k(uint32_t layer, uint32_t seq, int32_t pos, int64_t at = 0) const {
+    return typed<T>(row(layer, seq, pos, false, at));
   }
   template <class T = float>
-  const T* v(uint32_t layer, uint32_t seq, int32_t pos) const {
-    return typed<T>(row(layer, seq, pos, true));
+  const T* v(uint32_t layer, uint32_t seq, int32_t pos, int64_t at = 0) const {
+    return typed<T>(row(layer, seq, pos, true, at));
   }
 
   // Stores k_width (v_width) floats as the key (value) row of `pos`, in the
@@ -116,12 +128,15 @@ class KvCache {
  private:
   size_t layer_entries() const { return size_t(block_) * (k_width_ + v_width_); }
   size_t in_block(int32_t pos) const { return size_t(pos) % block_; }
-  // The key (or value) row of `pos`: in the block holding it, `layer`'s
-  // part is block_ key rows, then block_ value rows.
-  std::byte* row(uint32_t layer, uint32_t seq, int32_t pos, bool value) const {
-    const size_t at = value ? size_t(block_) * k_width_ + in_block(pos) * v_width_ : in_block(pos) * k_width_;
-    std::byte* block = blocks_[size_t(table_[seq][size_t(pos) / block_])].get();
-    return block + (layer * layer_entries() + at) * kv_type_bytes(type_);
+  // Entry `at` of the key (or value) row of `pos`: in the block holding it,
+  // `layer`'s part is block_ key rows, then block_ value rows, each head's
+  // part of them in turn.
+  std::byte* row(uint32_t layer, uint32_t seq, int32_t pos, bool value, int64_t at) const {
+    const size_t stride = std::max<size_t>(1, (value ? v_width_ : k_width_) / heads_);
+    const size_t part = (value ? size_t(block_) * k_width_ : 0) + size_t(at) / stride * block_ * stride;
+    const size_t entry = part + in_block(pos) * stride + size_t(at) % stride;
+    std::byte* block = blocks_[size_t(table_[seq][size_t(pos) / block_])];
+    return block + (layer * layer_entries() + entry) * kv_type_bytes(type_);
   }
   template <class T>
   T* typed(std::byte* p) const {
@@ -134,12 +149,21 @@ class KvCache {
   int32_t take_block();
   void release_past(uint32_t seq, int32_t n_pos);  // blocks wholly past n_pos back to the pool
 
-  uint32_t n_layer_, k_width_, v_width_, n_seq_, n_ctx_, block_, max_blocks_;
+  uint32_t n_layer_, k_width_, v_width_, n_seq_, n_ctx_, block_, max_blocks_, heads_;
   KvType type_;
   uint32_t n_used_ = 0;
   std::vector<int32_t> len_;                          // [n_seq]
   std::vector<std::vector<int32_t>> table_;           // [n_seq] block ids in position order
-  std::vector<std::unique_ptr<std::byte[]>> blocks_;  // every block allocated so far
+  // Blocks are carved from slabs of pages (huge where the system gives
+  // them), a gap apart (kv_cache.cpp says why): decode attention walks every
+  // block of a sequence per layer.
+  struct Unmap {
+    size_t bytes;
+    void operator()(std::byte* p) const;
+  };
+  std::vector<std::unique_ptr<std::byte, Unmap>> slabs_;
+  size_t slab_left_ = 0;                // blocks not yet handed out in the last slab
+  std::vector<std::byte*> blocks_;      // every block allocated so far
   std::vector<int32_t> free_;                         // allocated blocks nobody holds
 };
 

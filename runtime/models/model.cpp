@@ -49,7 +49,11 @@ Status Model::check_batch(const Batch& batch, const KvCache& cache) const {
   const bool mla = cfg_.attn == AttnKind::kMla;
   const uint32_t k_width = mla ? mla_k_width(cfg_.mla) : gqa_k_width(cfg_.gqa);
   const uint32_t v_width = mla ? 0 : gqa_v_width(cfg_.gqa);
-  const bool shape_ok = cache.n_layer() == hp_.n_layer && cache.k_width() == k_width && cache.v_width() == v_width;
+  // Each head's entries must lie within one of the cache's row parts.
+  const bool parts_ok = mla ? cache.heads() == 1
+                            : cache.k_stride() % cfg_.gqa.head_k == 0 && cache.v_stride() % cfg_.gqa.head_v == 0;
+  const bool shape_ok =
+      cache.n_layer() == hp_.n_layer && cache.k_width() == k_width && cache.v_width() == v_width && parts_ok;
   if (!shape_ok) return invalid_argument("KV cache: expected one made by this model's make_cache, got another shape");
   std::unordered_map<int32_t, int32_t> next;  // seq -> next position
   for (int64_t i = 0; i < batch.size(); ++i) {

@@ -318,7 +318,8 @@ Status Model::bind() {
 KvCache Model::make_cache(uint32_t n_seq, uint32_t n_ctx) const {
   const uint32_t B = KvCache::kDefaultBlock;
   if (cfg_.attn == AttnKind::kMla) return KvCache(hp_.n_layer, mla_k_width(cfg_.mla), 0, n_seq, n_ctx, B, 0, kv_type_);
-  return KvCache(hp_.n_layer, gqa_k_width(cfg_.gqa), gqa_v_width(cfg_.gqa), n_seq, n_ctx, B, 0, kv_type_);
+  return KvCache(hp_.n_layer, gqa_k_width(cfg_.gqa), gqa_v_width(cfg_.gqa), n_seq, n_ctx, B, 0, kv_type_,
+                 uint32_t(cfg_.gqa.n_head_kv));
 }
 
 }  // namespace strata

@@ -62,7 +62,7 @@ KvCache make_pool(const Model& m, const SchedulerOptions& o) {
   const uint32_t min_blocks = blocks_for(o.n_ctx, block);
   const uint32_t n_blocks = o.kv_blocks == 0 ? 0 : std::max(o.kv_blocks, min_blocks);
   return KvCache(shape.n_layer(), shape.k_width(), shape.v_width(), o.n_parallel, o.n_ctx, block, n_blocks,
-                 shape.type());
+                 shape.type(), shape.heads());
 }
 
 // Log-probability of `id` and the `n_top` most likely tokens under the raw logits.
