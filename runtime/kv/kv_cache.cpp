@@ -73,7 +73,7 @@ int32_t KvCache::take_block() {
   // backed as blocks in it are first written.
   const size_t pitch = size_t(block_bytes()) + kBlockGap;
   if (slab_left_ == 0) {
-    const size_t n = std::clamp<size_t>(kSlabBytes / pitch, 1, max_blocks_ - blocks_.size());
+    const size_t n = std::max<size_t>(1, std::min<size_t>(kSlabBytes / pitch, max_blocks_ - blocks_.size()));
     auto* p = static_cast<std::byte*>(map_pages(n * pitch));
     if (p == nullptr) throw std::bad_alloc();
     slabs_.emplace_back(p, Unmap{n * pitch});
