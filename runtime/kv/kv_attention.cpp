@@ -35,24 +35,24 @@ template <class T, class Dots, class Axpys>
 void heads_paged(Dots dots, Axpys axpys, const float* q, int64_t q_stride, int64_t n_q, const KvCache& cache,
                  uint32_t layer, uint32_t seq, int64_t k_off, int64_t v_off, bool v_in_k, int64_t d_k, int64_t d_v,
                  int64_t n_kv, float scale, float* scores, float* out, int64_t out_stride) {
-  const int64_t B = cache.block_size(), kw = cache.k_stride(), vw = v_in_k ? kw : cache.v_stride();
+  const int64_t B = cache.block_size(), ks = cache.k_stride(), vs = v_in_k ? ks : cache.v_stride();
   // Each head's entries lie within one part of the cache's rows.
-  STRATA_CHECK(kw > 0 && vw > 0 && k_off % kw + d_k <= kw && v_off % vw + d_v <= vw);
+  STRATA_CHECK(ks > 0 && vs > 0 && k_off % ks + d_k <= ks && v_off % vs + d_v <= vs);
   const auto k_rows = [&](int64_t t0) { return cache.k<T>(layer, seq, int32_t(t0), k_off); };
   const auto v_rows = [&](int64_t t0) {
     return v_in_k ? cache.k<T>(layer, seq, int32_t(t0), v_off) : cache.v<T>(layer, seq, int32_t(t0), v_off);
   };
   for (int64_t t0 = 0; t0 < n_kv; t0 += B) {
-    if (t0 + B < n_kv) prefetch_rows(k_rows(t0 + B), kw, std::min(B, n_kv - t0 - B), d_k);
-    dots(q, q_stride, n_q, k_rows(t0), kw, std::min(B, n_kv - t0), d_k, scale, scores + t0, n_kv);
+    if (t0 + B < n_kv) prefetch_rows(k_rows(t0 + B), ks, std::min(B, n_kv - t0 - B), d_k);
+    dots(q, q_stride, n_q, k_rows(t0), ks, std::min(B, n_kv - t0), d_k, scale, scores + t0, n_kv);
   }
   for (int64_t i = 0; i < n_q; ++i) {
     softmax_inplace(scores + i * n_kv, n_kv);
     std::fill(out + i * out_stride, out + i * out_stride + d_v, 0.0f);
   }
   for (int64_t t0 = 0; t0 < n_kv; t0 += B) {
-    if (t0 + B < n_kv) prefetch_rows(v_rows(t0 + B), vw, std::min(B, n_kv - t0 - B), d_v);
-    axpys(scores + t0, n_kv, n_q, v_rows(t0), vw, std::min(B, n_kv - t0), d_v, out, out_stride);
+    if (t0 + B < n_kv) prefetch_rows(v_rows(t0 + B), vs, std::min(B, n_kv - t0 - B), d_v);
+    axpys(scores + t0, n_kv, n_q, v_rows(t0), vs, std::min(B, n_kv - t0), d_v, out, out_stride);
   }
 }
 

@@ -132,7 +132,7 @@ class KvCache {
   // `layer`'s part is block_ key rows, then block_ value rows, each head's
   // part of them in turn.
   std::byte* row(uint32_t layer, uint32_t seq, int32_t pos, bool value, int64_t at) const {
-    const size_t stride = std::max<size_t>(1, (value ? v_width_ : k_width_) / heads_);
+    const size_t stride = size_t(std::max<int64_t>(1, value ? v_stride() : k_stride()));
     const size_t part = (value ? size_t(block_) * k_width_ : 0) + size_t(at) / stride * block_ * stride;
     const size_t entry = part + in_block(pos) * stride + size_t(at) % stride;
     std::byte* block = blocks_[size_t(table_[seq][size_t(pos) / block_])];
@@ -152,8 +152,8 @@ class KvCache {
   uint32_t n_layer_, k_width_, v_width_, n_seq_, n_ctx_, block_, max_blocks_, heads_;
   KvType type_;
   uint32_t n_used_ = 0;
-  std::vector<int32_t> len_;                          // [n_seq]
-  std::vector<std::vector<int32_t>> table_;           // [n_seq] block ids in position order
+  std::vector<int32_t> len_;                 // [n_seq]
+  std::vector<std::vector<int32_t>> table_;  // [n_seq] block ids in position order
   // Blocks are carved from slabs of pages (huge where the system gives
   // them), a gap apart (kv_cache.cpp says why): decode attention walks every
   // block of a sequence per layer.
@@ -162,9 +162,9 @@ class KvCache {
     void operator()(std::byte* p) const;
   };
   std::vector<std::unique_ptr<std::byte, Unmap>> slabs_;
-  size_t slab_left_ = 0;                // blocks not yet handed out in the last slab
-  std::vector<std::byte*> blocks_;      // every block allocated so far
-  std::vector<int32_t> free_;                         // allocated blocks nobody holds
+  size_t slab_left_ = 0;            // blocks not yet handed out in the last slab
+  std::vector<std::byte*> blocks_;  // every block allocated so far
+  std::vector<int32_t> free_;       // allocated blocks nobody holds
 };
 
 }  // namespace strata
