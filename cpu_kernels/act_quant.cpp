@@ -75,6 +75,8 @@ void ActPack::FreeDeleter::operator()(uint8_t* p) const { std::free(p); }
 
 ActFormat act_format(DType w) {
   switch (w) {
+    case DType::kQ2_K:
+    case DType::kQ3_K:
     case DType::kQ4_K:
     case DType::kQ5_K:
     case DType::kQ6_K:

@@ -18,8 +18,8 @@
 
 namespace strata {
 
-// Types with a dedicated kernel on every path: q4_k, q5_k, q6_k, q8_0, q4_0,
-// iq4_xs (integer dot against 8-bit activations), f32, f16, bf16.
+// Types with a dedicated kernel on every path: q2_k, q3_k, q4_k, q5_k, q6_k,
+// q8_0, q4_0, iq4_xs (integer dot against 8-bit activations), f32, f16, bf16.
 bool qgemm_supports(DType w);
 
 // Activation format of a weight type, i.e. what ActPack holds for it.
@@ -36,7 +36,7 @@ ActFormat act_format(DType w);
 // nibble layout of the weight type so a SIMD load of weights pairs with one
 // contiguous load of activations (see act_quant.cpp for the exact maps).
 enum class ActOrder : uint8_t {
-  kNatural,    // q8_0, q6_k
+  kNatural,    // q8_0, q6_k, q2_k, q3_k
   kQ4KPairs,   // q4_k, q5_k: 32-element sub-blocks in the order 0 2 1 3 4 6 5 7
   kIQ4Halves,  // iq4_xs: per 128 elements, the low 16 of sub-blocks 0-3, then their high 16
   kQ4_0Halves, // q4_0: per 64 elements (two blocks), low 16 of each, then high 16 of each
@@ -164,9 +164,9 @@ std::string_view qgemm_variant_name(CpuIsa isa);
 // prefetch, packed Q5_K and IQ4_XS; 3: built at -O3; 4: AVX2 packed tiles on
 // AVX-VNNI, with Q8_0 and IQ4_XS; 5: AVX2 groups unpacked once per chunk;
 // 6: packed Q4_0, and packed Q8_0 and IQ4_XS on plain AVX2; 7: AMX tile
-// kernels for packed weights).
+// kernels for packed weights; 8: Q2_K and Q3_K kernels).
 // Measured kernel rates carry it, so a profile cache made by an older build
 // is measured again, not trusted.
-inline constexpr int kQgemmRevision = 7;
+inline constexpr int kQgemmRevision = 8;
 
 }  // namespace strata

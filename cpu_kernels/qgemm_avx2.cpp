@@ -149,6 +149,74 @@ struct Q6K {
   }
 };
 
+// Q2_K and Q3_K (kQ3): qs bytes 32h..32h+31 hold elements 128h + 32k + l
+// at bits 2k (natural order), so chunk c = 4h + k of 32 pairs with the
+// activations at 32c and spans sub-blocks 2c and 2c + 1. Q2_K quants are
+// 0..3 with unsigned scales and mins (low and high nibbles of scales[16]);
+// Q3_K adds 4 where its hmask bit c is set (0..7) and takes the 4 back out
+// with the activation sums against its signed scales. Pair sums <= 2*7*127.
+template <bool kQ3>
+struct Q23K {
+  static constexpr int kBlock = kQK_K;
+  static constexpr int64_t kRows = 1;
+  static constexpr int kMaxTile = 4;
+  static constexpr size_t kBytes = kQ3 ? sizeof(BlockQ3_K) : sizeof(BlockQ2_K);
+  // Bit c of every byte of hm moved to bit 2 (16-bit shifts keep it in its byte).
+  static __m256i bit_to_4(__m256i hm, int c) {
+    const __m256i v =
+        c <= 2 ? _mm256_sll_epi16(hm, _mm_cvtsi32_si128(2 - c)) : _mm256_srl_epi16(hm, _mm_cvtsi32_si128(c - 2));
+    return _mm256_and_si256(v, _mm256_set1_epi8(4));
+  }
+  template <int NR, bool kAhead>
+  static void tile(const uint8_t* w, const ActPack& x, int64_t r0, int64_t nb, float* out, int64_t stride) {
+    const __m256i m3 = _mm256_set1_epi8(3);
+    __m256 acc[NR], accm[NR];
+    for (int i = 0; i < NR; ++i) acc[i] = _mm256_setzero_ps(), accm[i] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b, w += kBytes) {
+      if constexpr (kAhead) prefetch_step<kBytes>(w);
+      // Per sub-block: the scale as int8, and what the activation sums are multiplied by.
+      __m128i sc8, m8;
+      if constexpr (kQ3) {
+        uint32_t sw[4];
+        q3k_scale_words(w + 96, sw);
+        sc8 = _mm_sub_epi8(_mm_setr_epi32(int(sw[0]), int(sw[1]), int(sw[2]), int(sw[3])), _mm_set1_epi8(32));
+        m8 = sc8;
+      } else {
+        const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w));
+        sc8 = _mm_and_si128(raw, _mm_set1_epi8(0x0F));
+        m8 = _mm_and_si128(_mm_srli_epi16(raw, 4), _mm_set1_epi8(0x0F));
+      }
+      const __m256i m16 = _mm256_cvtepi8_epi16(m8);
+      alignas(16) int8_t scb[16];
+      _mm_store_si128(reinterpret_cast<__m128i*>(scb), sc8);
+      const uint8_t* qs = w + (kQ3 ? 32 : 16);
+      const __m256i hm = kQ3 ? loadu(w) : _mm256_setzero_si256();
+      __m256i wq[8], scv[8];
+      for (int h = 0; h < 2; ++h) {
+        const __m256i q = loadu(qs + 32 * h);
+        for (int k = 0; k < 4; ++k) {
+          const int c = 4 * h + k;
+          wq[c] = _mm256_and_si256(_mm256_srl_epi16(q, _mm_cvtsi32_si128(2 * k)), m3);
+          if constexpr (kQ3) wq[c] = _mm256_or_si256(wq[c], bit_to_4(hm, c));
+          scv[c] = halves16(scb[2 * c], scb[2 * c + 1]);
+        }
+      }
+      const float d = half_to_float(w + (kQ3 ? 108 : 80));
+      const float dm = kQ3 ? 4.0f * d : half_to_float(w + 82);
+      for (int i = 0; i < NR; ++i) {
+        const int8_t* xq = x.q(r0 + i) + b * kQK_K;
+        __m256i s = _mm256_setzero_si256();
+        for (int c = 0; c < 8; ++c) s = dot_scaled(s, wq[c], loadu(xq + 32 * c), scv[c]);
+        const float dx = x.d(r0 + i)[b];
+        acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(d * dx), acc[i]);
+        const __m256i bs = loadu(x.bsums(r0 + i) + 16 * b);
+        accm[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(bs, m16)), _mm256_set1_ps(dm * dx), accm[i]);
+      }
+    }
+    for (int i = 0; i < NR; ++i) out[i * stride] = hsum(acc[i]) - hsum(accm[i]);
+  }
+};
+
 // IQ4_XS: qs bytes of sub-blocks (2p, 2p+1) give their low 16 (low nibbles)
 // and high 16 (high nibbles), at 128*(p/2) + 32*(p%2) (+64) in kIQ4Halves.
 struct IQ4XS {
@@ -335,6 +403,8 @@ void gemm_float(const GemmArgs& a) {
 }  // namespace
 
 void fill_table(KernelTable& t) {
+  t.fn[static_cast<int>(DType::kQ2_K)] = gemm_row_tiles<Q23K<false>>;
+  t.fn[static_cast<int>(DType::kQ3_K)] = gemm_row_tiles<Q23K<true>>;
   t.fn[static_cast<int>(DType::kQ4_K)] = gemm_row_tiles<Q45K<false>>;
   t.fn[static_cast<int>(DType::kQ5_K)] = gemm_row_tiles<Q45K<true>>;
   t.fn[static_cast<int>(DType::kQ6_K)] = gemm_row_tiles<Q6K>;

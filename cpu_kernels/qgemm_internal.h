@@ -287,6 +287,21 @@ inline void scale_min_k4_words(const uint8_t* q, uint64_t* sc, uint64_t* m) {
   *m = (w1 & k6) | (static_cast<uint64_t>(m_hi) << 32);
 }
 
+// Q3_K: the 16 six-bit sub-block scales, stored +32 (0..63), as bytes of
+// four words (byte j of the 16 = sub-block j): low 4 bits in the nibbles of
+// scales[0..7], top 2 bits in the bit pairs of scales[8..11] (quant_blocks.h).
+inline void q3k_scale_words(const uint8_t* q, uint32_t w[4]) {
+  uint32_t a0, a1, a2;
+  std::memcpy(&a0, q, 4);
+  std::memcpy(&a1, q + 4, 4);
+  std::memcpy(&a2, q + 8, 4);
+  const uint32_t k4 = 0x0f0f0f0fu, k2 = 0x03030303u;
+  w[0] = (a0 & k4) | ((a2 & k2) << 4);
+  w[1] = (a1 & k4) | (((a2 >> 2) & k2) << 4);
+  w[2] = ((a0 >> 4) & k4) | (((a2 >> 4) & k2) << 4);
+  w[3] = ((a1 >> 4) & k4) | (((a2 >> 6) & k2) << 4);
+}
+
 // IQ4_XS: the 8 sub-block scales, stored +32 (0..63), as bytes of a word.
 inline uint64_t iq4xs_scale_word(uint16_t scales_h, const uint8_t* scales_l) {
   uint32_t l;

@@ -54,6 +54,61 @@ float dot_q5_k(const uint8_t* w, const ActPack& x, int64_t r, int64_t nb) {
   return dot_k4_family<BlockQ5_K>(w, x, r, nb);
 }
 
+// Q2_K: x = d*(sc & 15)*q - dmin*(sc >> 4) per sub-block of 16, q in [0,4):
+// element 32k + l of each 128-element half is bits 2k..2k+1 of that half's
+// qs byte l (k < 4, l < 32), so sub-block s covers elements 16s..16s+15.
+float dot_q2_k(const uint8_t* w, const ActPack& x, int64_t r, int64_t nb) {
+  const int8_t* xq = x.q(r);
+  const float* xd = x.d(r);
+  const int16_t* xs = x.bsums(r);
+  float sumf = 0.0f, summ = 0.0f;
+  for (int64_t b = 0; b < nb; ++b, w += sizeof(BlockQ2_K), xq += kQK_K, xs += 16) {
+    BlockQ2_K blk;
+    std::memcpy(&blk, w, sizeof blk);
+    int32_t isum = 0, msum = 0;
+    for (int is = 0; is < 16; ++is) {
+      const int half = is / 8, k = is % 8 / 2;
+      int32_t s = 0;
+      for (int l = 16 * (is % 2); l < 16 * (is % 2) + 16; ++l) {
+        s += ((blk.qs[32 * half + l] >> (2 * k)) & 3) * xq[128 * half + 32 * k + l];
+      }
+      isum += (blk.scales[is] & 0xF) * s;
+      msum += (blk.scales[is] >> 4) * xs[is];
+    }
+    sumf += (f16_to_f32(blk.d) * xd[b]) * static_cast<float>(isum);
+    summ += (f16_to_f32(blk.dmin) * xd[b]) * static_cast<float>(msum);
+  }
+  return sumf - summ;
+}
+
+// Q3_K: x = d*(sc - 32)*(q - 4 (1 - h)) per sub-block of 16, q as Q2_K's and
+// h bit e / 32 of hmask byte e % 32 for element e. Computed as (q + 4h) - 4,
+// the -4 folded in through the 16-element activation sums.
+float dot_q3_k(const uint8_t* w, const ActPack& x, int64_t r, int64_t nb) {
+  const int8_t* xq = x.q(r);
+  const float* xd = x.d(r);
+  const int16_t* xs = x.bsums(r);
+  float sumf = 0.0f;
+  for (int64_t b = 0; b < nb; ++b, w += sizeof(BlockQ3_K), xq += kQK_K, xs += 16) {
+    BlockQ3_K blk;
+    std::memcpy(&blk, w, sizeof blk);
+    int32_t isum = 0;
+    for (int is = 0; is < 16; ++is) {
+      const int half = is / 8, k = is % 8 / 2;
+      int32_t s = 0;
+      for (int l = 16 * (is % 2); l < 16 * (is % 2) + 16; ++l) {
+        const int q = ((blk.qs[32 * half + l] >> (2 * k)) & 3) | (((blk.hmask[l] >> (4 * half + k)) & 1) << 2);
+        s += q * xq[128 * half + 32 * k + l];
+      }
+      const int lo = is < 8 ? blk.scales[is] & 0xF : blk.scales[is - 8] >> 4;
+      const int hi = (blk.scales[8 + is % 4] >> (2 * (is / 4))) & 3;
+      isum += ((lo | (hi << 4)) - 32) * (s - 4 * xs[is]);
+    }
+    sumf += (f16_to_f32(blk.d) * xd[b]) * static_cast<float>(isum);
+  }
+  return sumf;
+}
+
 // Q6_K: x = d*sc*(q - 32) per sub-block of 16; the -32 is folded in through
 // the 16-element activation sums.
 float dot_q6_k(const uint8_t* w, const ActPack& x, int64_t r, int64_t nb) {
@@ -317,6 +372,8 @@ float packed_dot_iq4_xs(const uint8_t* grp, int lane, const ActPack& x, int64_t 
 
 KernelTable make_table() {
   KernelTable t{"scalar", {}, {}};
+  t.fn[static_cast<int>(DType::kQ2_K)] = gemm<dot_q2_k, kQK_K>;
+  t.fn[static_cast<int>(DType::kQ3_K)] = gemm<dot_q3_k, kQK_K>;
   t.fn[static_cast<int>(DType::kQ4_K)] = gemm<dot_q4_k, kQK_K>;
   t.fn[static_cast<int>(DType::kQ5_K)] = gemm<dot_q5_k, kQK_K>;
   t.fn[static_cast<int>(DType::kQ6_K)] = gemm<dot_q6_k, kQK_K>;

@@ -34,7 +34,7 @@ inline std::vector<float> make_x(int64_t n_rows, int64_t n_in, uint64_t seed) {
 
 inline uint64_t row_bytes(DType t, int64_t n_in) { return *dtype_row_bytes(t, static_cast<uint64_t>(n_in)); }
 
-// Sane random f16 block scales (d, and dmin for Q4_K/Q5_K) in every block of
+// Sane random f16 block scales (d, and dmin for Q2_K/Q4_K/Q5_K) in every block of
 // n_out rows of GGUF type t whose other bytes are arbitrary.
 inline void set_block_scales(DType t, std::vector<uint8_t>& w, int64_t n_in, int64_t n_out, Xoshiro256& rng) {
   const auto& tr = dtype_traits(t);
@@ -43,10 +43,13 @@ inline void set_block_scales(DType t, std::vector<uint8_t>& w, int64_t n_in, int
     uint8_t* blk = w.data() + b * tr.block_bytes;
     const uint16_t d = f32_to_f16(static_cast<float>(uniform(rng, 0.001, 0.02)));
     const uint16_t dmin = f32_to_f16(static_cast<float>(uniform(rng, 0.0, 0.005)));
-    size_t d_off = 0;
+    size_t d_off = 0, dmin_off = 0;
     if (t == DType::kQ6_K) d_off = 208;
+    if (t == DType::kQ3_K) d_off = 108;
+    if (t == DType::kQ2_K) d_off = 80, dmin_off = 82;
+    if (t == DType::kQ4_K || t == DType::kQ5_K) dmin_off = 2;
     std::memcpy(blk + d_off, &d, 2);
-    if (t == DType::kQ4_K || t == DType::kQ5_K) std::memcpy(blk + 2, &dmin, 2);
+    if (dmin_off != 0) std::memcpy(blk + dmin_off, &dmin, 2);
   }
 }
 

@@ -30,9 +30,9 @@ using test::make_w;
 using test::make_x;
 using test::row_bytes;
 
-// Every type a real expert or projection uses, and q3_k, which qgemm lacks.
-const DType kTypes[] = {DType::kQ4_K, DType::kQ5_K, DType::kQ6_K, DType::kQ8_0, DType::kQ4_0,
-                        DType::kIQ4_XS, DType::kBF16, DType::kF16, DType::kF32, DType::kQ3_K};
+// Every type a real expert or projection uses, and iq2_xs, which qgemm lacks.
+const DType kTypes[] = {DType::kQ4_K, DType::kQ5_K, DType::kQ6_K, DType::kQ8_0, DType::kQ4_0, DType::kIQ4_XS,
+                        DType::kBF16, DType::kF16,  DType::kF32,  DType::kQ3_K, DType::kQ2_K, DType::kIQ2_XS};
 
 std::vector<DnnlPrecision> precisions() {
   std::vector<DnnlPrecision> p;
@@ -154,8 +154,8 @@ TEST(GemmChoice, PoliciesAndThresholds) {
   EXPECT_EQ(choose_gemm_path(DType::kQ4_K, w.data(), 256, 64, 512), GemmPath::kNative);
   set_gemm_policy(GemmPolicy::kAuto);
   // A type qgemm lacks goes to oneDNN without a measurement.
-  const std::vector<uint8_t> q3 = make_w(DType::kQ3_K, 256, 64, 2, false);
-  EXPECT_EQ(choose_gemm_path(DType::kQ3_K, q3.data(), 256, 64, 100), GemmPath::kDnnlF32);
+  const std::vector<uint8_t> iq2 = make_w(DType::kIQ2_XS, 256, 64, 2, false);
+  EXPECT_EQ(choose_gemm_path(DType::kIQ2_XS, iq2.data(), 256, 64, 100), GemmPath::kDnnlF32);
   EXPECT_TRUE(gemm_choices().empty());
 }
 

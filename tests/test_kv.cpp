@@ -479,7 +479,7 @@ TEST(KvForward, LogitsDoNotDependOnTheBlockSize) {
       const std::vector<float> one_block = run_three(**m, 64);
       ASSERT_FALSE(one_block.empty());
       // Blocks of other sizes, and rows kept whole instead of head by head.
-      for (const auto [block, heads] : {std::pair{1u, 0u}, {3u, 0u}, {16u, 0u}, {16u, 1u}}) {
+      for (const auto& [block, heads] : {std::pair{1u, 0u}, {3u, 0u}, {16u, 0u}, {16u, 1u}}) {
         const std::vector<float> paged = run_three(**m, block, heads);
         ASSERT_EQ(paged.size(), one_block.size()) << at << " block " << block << " heads " << heads;
         size_t n_diff = 0;
