@@ -77,6 +77,9 @@ ActFormat act_format(DType w) {
   switch (w) {
     case DType::kQ2_K:
     case DType::kQ3_K:
+    case DType::kIQ2_XXS:
+    case DType::kIQ2_XS:
+    case DType::kIQ3_XXS:
     case DType::kQ4_K:
     case DType::kQ5_K:
     case DType::kQ6_K:

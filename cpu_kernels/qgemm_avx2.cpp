@@ -12,6 +12,7 @@
 #include <cstring>
 #include <type_traits>
 
+#include "cpu_kernels/iq_grids.h"
 #include "cpu_kernels/qgemm_internal.h"
 
 namespace strata::qgemm_detail::avx2 {
@@ -217,6 +218,97 @@ struct Q23K {
   }
 };
 
+// The codebook i-quants IQ2_XXS, IQ2_XS and IQ3_XXS (kType), per 32 weights
+// (chunk c): the grid entries by one gather (4 entries of 8, or 8 of 4,
+// unsigned magnitudes <= 62), the 4 sign bytes spread into a +-1 vector
+// that vpsignb puts on the activations, so pair sums stay <=
+// 2*62*127. Scales 2s + 1 per 32 (IQ2_XS: per 16); the /8 (IQ3_XXS: /4)
+// goes on at the end, as in the scalar kernels.
+template <DType kType>
+struct IQGrid {
+  static constexpr int kBlock = kQK_K;
+  static constexpr int64_t kRows = 1;
+  static constexpr int kMaxTile = 4;
+  static constexpr bool kXs = kType == DType::kIQ2_XS, kIQ3 = kType == DType::kIQ3_XXS;
+  static constexpr size_t kBytes = kIQ3 ? sizeof(BlockIQ3_XXS) : kXs ? sizeof(BlockIQ2_XS) : sizeof(BlockIQ2_XXS);
+  // The block's 32 sign bytes (byte k: group k of 8 weights; bit j set: weight
+  // j negative): the 7-bit codes moved into bytes, and bit 7 set where a
+  // code has an odd number of bits (a nibble-parity lookup each side).
+  static __m256i sign_bytes(const uint8_t* w) {
+    __m256i s;
+    if constexpr (kXs) {
+      const __m256i a = _mm256_srli_epi16(loadu(w + 2), 9), b = _mm256_srli_epi16(loadu(w + 34), 9);
+      s = _mm256_permute4x64_epi64(_mm256_packus_epi16(a, b), 0xD8);
+    } else {
+      // The 8 words of 4 codes each (IQ2_XXS: every other word of qs), code l at bits 7l.
+      const __m256i aux =
+          kIQ3 ? loadu(w + 66)
+               : _mm256_permute4x64_epi64(
+                     _mm256_castps_si256(_mm256_shuffle_ps(_mm256_castsi256_ps(loadu(w + 2)),
+                                                           _mm256_castsi256_ps(loadu(w + 34)), 0xDD)),
+                     0xD8);
+      s = _mm256_or_si256(
+          _mm256_or_si256(_mm256_and_si256(aux, _mm256_set1_epi32(0x7F)),
+                          _mm256_and_si256(_mm256_slli_epi32(aux, 1), _mm256_set1_epi32(0x7F00))),
+          _mm256_or_si256(_mm256_and_si256(_mm256_slli_epi32(aux, 2), _mm256_set1_epi32(0x7F0000)),
+                          _mm256_and_si256(_mm256_slli_epi32(aux, 3), _mm256_set1_epi32(0x7F000000))));
+    }
+    const __m256i odd = _mm256_setr_epi8(0, -128, -128, 0, -128, 0, 0, -128, -128, 0, 0, -128, 0, -128, -128, 0, 0,
+                                         -128, -128, 0, -128, 0, 0, -128, -128, 0, 0, -128, 0, -128, -128, 0);
+    const __m256i lo = _mm256_and_si256(s, _mm256_set1_epi8(0x0F));
+    const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(s, 4), _mm256_set1_epi8(0x0F));
+    return _mm256_or_si256(s, _mm256_xor_si256(_mm256_shuffle_epi8(odd, lo), _mm256_shuffle_epi8(odd, hi)));
+  }
+  // Sign bytes 4c..4c+3 of sb as -1/+1 in bytes 8g..8g+7 (g < 4).
+  static __m256i sign_vector(__m256i sb, int c) {
+    const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3,
+                                            3, 3, 3, 3, 3, 3, 3);
+    const __m256i bit = _mm256_set1_epi64x(0x8040201008040201ll);
+    const __m256i four = _mm256_permutevar8x32_epi32(sb, _mm256_set1_epi32(c));
+    const __m256i v = _mm256_and_si256(_mm256_shuffle_epi8(four, spread), bit);
+    return _mm256_or_si256(_mm256_cmpeq_epi8(v, bit), _mm256_set1_epi8(1));
+  }
+  // Chunk c of the block at w: grid magnitudes and scales per int16 lane.
+  static void decode(const uint8_t* w, int c, __m256i* g, __m256i* sc) {
+    if constexpr (kXs) {
+      const __m128i q = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(w + 2 + 8 * c));
+      const __m128i idx = _mm_and_si128(_mm_cvtepu16_epi32(q), _mm_set1_epi32(511));
+      *g = _mm256_i32gather_epi64(reinterpret_cast<const long long*>(iq_grids::kGridIQ2XS), idx, 8);
+      *sc = halves16(2 * (w[66 + c] & 15) + 1, 2 * (w[66 + c] >> 4) + 1);
+    } else {
+      uint32_t aux;
+      std::memcpy(&aux, kIQ3 ? w + 66 + 4 * c : w + 6 + 8 * c, 4);
+      if constexpr (kIQ3) {
+        const __m256i idx = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(w + 2 + 8 * c)));
+        *g = _mm256_i32gather_epi32(reinterpret_cast<const int*>(iq_grids::kGridIQ3XXS), idx, 4);
+      } else {
+        const __m128i idx = _mm_cvtepu8_epi32(_mm_cvtsi32_si128(int(load_u32(w + 2 + 8 * c))));
+        *g = _mm256_i32gather_epi64(reinterpret_cast<const long long*>(iq_grids::kGridIQ2XXS), idx, 8);
+      }
+      *sc = _mm256_set1_epi16(int16_t(2 * (aux >> 28) + 1));
+    }
+  }
+  template <int NR, bool kAhead>
+  static void tile(const uint8_t* w, const ActPack& x, int64_t r0, int64_t nb, float* out, int64_t stride) {
+    __m256 acc[NR];
+    for (int i = 0; i < NR; ++i) acc[i] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b, w += kBytes) {
+      if constexpr (kAhead) prefetch_step<kBytes>(w);
+      __m256i g[8], sg[8], sc[8];
+      const __m256i sb = sign_bytes(w);
+      for (int c = 0; c < 8; ++c) decode(w, c, &g[c], &sc[c]), sg[c] = sign_vector(sb, c);
+      const float d = half_to_float(w);
+      for (int i = 0; i < NR; ++i) {
+        const int8_t* xq = x.q(r0 + i) + b * kQK_K;
+        __m256i s = _mm256_setzero_si256();
+        for (int c = 0; c < 8; ++c) s = dot_scaled(s, g[c], _mm256_sign_epi8(loadu(xq + 32 * c), sg[c]), sc[c]);
+        acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(d * x.d(r0 + i)[b]), acc[i]);
+      }
+    }
+    for (int i = 0; i < NR; ++i) out[i * stride] = (kIQ3 ? 0.25f : 0.125f) * hsum(acc[i]);
+  }
+};
+
 // IQ4_XS: qs bytes of sub-blocks (2p, 2p+1) give their low 16 (low nibbles)
 // and high 16 (high nibbles), at 128*(p/2) + 32*(p%2) (+64) in kIQ4Halves.
 struct IQ4XS {
@@ -406,6 +498,9 @@ void fill_table(KernelTable& t) {
   t.fn[static_cast<int>(DType::kQ2_K)] = gemm_row_tiles<Q23K<false>>;
   t.fn[static_cast<int>(DType::kQ3_K)] = gemm_row_tiles<Q23K<true>>;
   t.fn[static_cast<int>(DType::kQ4_K)] = gemm_row_tiles<Q45K<false>>;
+  t.fn[static_cast<int>(DType::kIQ2_XXS)] = gemm_row_tiles<IQGrid<DType::kIQ2_XXS>>;
+  t.fn[static_cast<int>(DType::kIQ2_XS)] = gemm_row_tiles<IQGrid<DType::kIQ2_XS>>;
+  t.fn[static_cast<int>(DType::kIQ3_XXS)] = gemm_row_tiles<IQGrid<DType::kIQ3_XXS>>;
   t.fn[static_cast<int>(DType::kQ5_K)] = gemm_row_tiles<Q45K<true>>;
   t.fn[static_cast<int>(DType::kQ6_K)] = gemm_row_tiles<Q6K>;
   t.fn[static_cast<int>(DType::kIQ4_XS)] = gemm_row_tiles<IQ4XS>;

@@ -327,6 +327,11 @@ inline uint16_t load_u16(const uint8_t* p) {
   std::memcpy(&v, p, 2);
   return v;
 }
+inline uint32_t load_u32(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
 
 // Position of Q4_K/Q5_K sub-block j inside an ActOrder::kQ4KPairs block (the
 // order 0 2 1 3 4 6 5 7 is its own inverse).

@@ -3,9 +3,11 @@
 // paths are tested against, so they favour plainness over speed: per
 // (weight row, activation row) pair, the integer sum of each block is exact
 // and is scaled and accumulated in block order.
+#include <bit>
 #include <cstring>
 #include <type_traits>
 
+#include "cpu_kernels/iq_grids.h"
 #include "cpu_kernels/qgemm_internal.h"
 #include "runtime/base/half.h"
 
@@ -107,6 +109,85 @@ float dot_q3_k(const uint8_t* w, const ActPack& x, int64_t r, int64_t nb) {
     sumf += (f16_to_f32(blk.d) * xd[b]) * static_cast<float>(isum);
   }
   return sumf;
+}
+
+// The codebook i-quants: each group of 8 weights (IQ3_XXS: two groups of 4)
+// is a grid entry of unsigned magnitudes times the signs of its sign byte,
+// scaled per 32 (IQ2_XS: per 16) by d * (2s + 1) / 8 (IQ3_XXS: / 4). The
+// sign byte is 7 stored bits and an 8th that makes the negatives even.
+int iq_sign(uint32_t s7, int j) {
+  const uint32_t byte = s7 | ((std::popcount(s7) & 1u) << 7);
+  return (byte >> j) & 1 ? -1 : 1;
+}
+
+// IQ2_XXS: per 32 weights two uint32, the first 4 grid indices (bytes), the
+// second 4 x 7 sign bits and the 4-bit scale on top.
+float dot_iq2_xxs(const uint8_t* w, const ActPack& x, int64_t r, int64_t nb) {
+  const int8_t* xq = x.q(r);
+  const float* xd = x.d(r);
+  float sumf = 0.0f;
+  for (int64_t b = 0; b < nb; ++b, w += sizeof(BlockIQ2_XXS), xq += kQK_K) {
+    int32_t isum = 0;
+    for (int ib = 0; ib < 8; ++ib) {
+      uint32_t idx, aux;
+      std::memcpy(&idx, w + 2 + 8 * ib, 4);
+      std::memcpy(&aux, w + 6 + 8 * ib, 4);
+      int32_t s = 0;
+      for (int l = 0; l < 4; ++l) {
+        const uint64_t g = iq_grids::kGridIQ2XXS[(idx >> (8 * l)) & 0xFF];
+        for (int j = 0; j < 8; ++j) {
+          s += iq_sign((aux >> (7 * l)) & 127, j) * int((g >> (8 * j)) & 0xFF) * xq[32 * ib + 8 * l + j];
+        }
+      }
+      isum += int32_t(2 * (aux >> 28) + 1) * s;
+    }
+    sumf += (f16_to_f32(load_u16(w)) * xd[b]) * static_cast<float>(isum);
+  }
+  return 0.125f * sumf;
+}
+
+// IQ2_XS: per 8 weights a uint16, 9-bit grid index | 7 sign bits << 9; per 32
+// a scale byte, low nibble for the first 16 weights.
+float dot_iq2_xs(const uint8_t* w, const ActPack& x, int64_t r, int64_t nb) {
+  const int8_t* xq = x.q(r);
+  const float* xd = x.d(r);
+  float sumf = 0.0f;
+  for (int64_t b = 0; b < nb; ++b, w += sizeof(BlockIQ2_XS), xq += kQK_K) {
+    int32_t isum = 0;
+    for (int g8 = 0; g8 < 32; ++g8) {
+      const uint16_t q = load_u16(w + 2 + 2 * g8);
+      const uint64_t g = iq_grids::kGridIQ2XS[q & 511];
+      int32_t s = 0;
+      for (int j = 0; j < 8; ++j) s += iq_sign(q >> 9, j) * int((g >> (8 * j)) & 0xFF) * xq[8 * g8 + j];
+      const uint8_t sc = w[66 + g8 / 4];
+      isum += (2 * ((g8 / 2) % 2 ? sc >> 4 : sc & 0xF) + 1) * s;
+    }
+    sumf += (f16_to_f32(load_u16(w)) * xd[b]) * static_cast<float>(isum);
+  }
+  return 0.125f * sumf;
+}
+
+// IQ3_XXS: 64 grid indices (4 weights each), then per 32 weights a uint32 of
+// 4 x 7 sign bits (one per 8 weights) and the 4-bit scale on top.
+float dot_iq3_xxs(const uint8_t* w, const ActPack& x, int64_t r, int64_t nb) {
+  const int8_t* xq = x.q(r);
+  const float* xd = x.d(r);
+  float sumf = 0.0f;
+  for (int64_t b = 0; b < nb; ++b, w += sizeof(BlockIQ3_XXS), xq += kQK_K) {
+    int32_t isum = 0;
+    for (int ib = 0; ib < 8; ++ib) {
+      uint32_t aux;
+      std::memcpy(&aux, w + 66 + 4 * ib, 4);
+      int32_t s = 0;
+      for (int e = 0; e < 32; ++e) {
+        const uint32_t g = iq_grids::kGridIQ3XXS[w[2 + 8 * ib + e / 4]];
+        s += iq_sign((aux >> (7 * (e / 8))) & 127, e % 8) * int((g >> (8 * (e % 4))) & 0xFF) * xq[32 * ib + e];
+      }
+      isum += int32_t(2 * (aux >> 28) + 1) * s;
+    }
+    sumf += (f16_to_f32(load_u16(w)) * xd[b]) * static_cast<float>(isum);
+  }
+  return 0.25f * sumf;
 }
 
 // Q6_K: x = d*sc*(q - 32) per sub-block of 16; the -32 is folded in through
@@ -375,6 +456,9 @@ KernelTable make_table() {
   t.fn[static_cast<int>(DType::kQ2_K)] = gemm<dot_q2_k, kQK_K>;
   t.fn[static_cast<int>(DType::kQ3_K)] = gemm<dot_q3_k, kQK_K>;
   t.fn[static_cast<int>(DType::kQ4_K)] = gemm<dot_q4_k, kQK_K>;
+  t.fn[static_cast<int>(DType::kIQ2_XXS)] = gemm<dot_iq2_xxs, kQK_K>;
+  t.fn[static_cast<int>(DType::kIQ2_XS)] = gemm<dot_iq2_xs, kQK_K>;
+  t.fn[static_cast<int>(DType::kIQ3_XXS)] = gemm<dot_iq3_xxs, kQK_K>;
   t.fn[static_cast<int>(DType::kQ5_K)] = gemm<dot_q5_k, kQK_K>;
   t.fn[static_cast<int>(DType::kQ6_K)] = gemm<dot_q6_k, kQK_K>;
   t.fn[static_cast<int>(DType::kIQ4_XS)] = gemm<dot_iq4_xs, kQK_K>;

@@ -66,6 +66,9 @@ constexpr BlockScaleLayout kScaleLayouts[] = {
     {DType::kQ6_K, offsetof(BlockQ6_K, d), -1, 0.0f},
     {DType::kIQ4_NL, offsetof(BlockIQ4_NL, d), -1, 0.0f},
     {DType::kIQ4_XS, offsetof(BlockIQ4_XS, d), -1, 0.0f},
+    {DType::kIQ2_XXS, offsetof(BlockIQ2_XXS, d), -1, 0.0f},
+    {DType::kIQ2_XS, offsetof(BlockIQ2_XS, d), -1, 0.0f},
+    {DType::kIQ3_XXS, offsetof(BlockIQ3_XXS, d), -1, 0.0f},
 };
 
 const BlockScaleLayout* scale_layout(DType t) {
