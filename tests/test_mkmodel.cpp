@@ -182,6 +182,31 @@ std::vector<float> rmsnorm(const std::vector<float>& h, const std::vector<float>
   return out;
 }
 
+// Types without a quantizer are written as random blocks scaled to the
+// spread the quantized types get: the routed experts' values have about
+// the same RMS whichever way they were made.
+TEST(MkModel, RandomBlockTypesMatchTheQuantizedSpread) {
+  auto rms_of = [](DType routed) {
+    synth::TypeChoice types;
+    types.routed = routed;
+    auto model = make("tiny-deepseek2", "spread.gguf", types);
+    EXPECT_TRUE(model.is_ok()) << model.status().to_string();
+    if (!model.is_ok()) return 0.0f;
+    const gguf::TensorInfo* t = model->find_tensor("blk.1.ffn_up_exps.weight");
+    EXPECT_EQ(t->dtype, routed);
+    const std::vector<float> w = weights(*t);
+    for (float v : w) EXPECT_TRUE(std::isfinite(v));
+    return rms(w);
+  };
+  const float want = rms_of(DType::kQ4_K);
+  ASSERT_GT(want, 0.0f);
+  for (DType t : {DType::kIQ4_XS, DType::kIQ2_XXS, DType::kIQ2_XS, DType::kIQ3_XXS}) {
+    const float got = rms_of(t);
+    EXPECT_GT(got, 0.8f * want) << dtype_name(t);
+    EXPECT_LT(got, 1.25f * want) << dtype_name(t);
+  }
+}
+
 // A single token's forward pass is exact without a KV cache: attention over
 // one position returns V. So a 64-layer dense model can be run here with
 // plain loops to check the weight scaling keeps the residual stream finite
