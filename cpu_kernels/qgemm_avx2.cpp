@@ -276,8 +276,7 @@ struct IQGrid {
       *g = _mm256_i32gather_epi64(reinterpret_cast<const long long*>(iq_grids::kGridIQ2XS), idx, 8);
       *sc = halves16(2 * (w[66 + c] & 15) + 1, 2 * (w[66 + c] >> 4) + 1);
     } else {
-      uint32_t aux;
-      std::memcpy(&aux, kIQ3 ? w + 66 + 4 * c : w + 6 + 8 * c, 4);
+      const uint32_t aux = load_u32(kIQ3 ? w + 66 + 4 * c : w + 6 + 8 * c);
       if constexpr (kIQ3) {
         const __m256i idx = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(w + 2 + 8 * c)));
         *g = _mm256_i32gather_epi32(reinterpret_cast<const int*>(iq_grids::kGridIQ3XXS), idx, 4);

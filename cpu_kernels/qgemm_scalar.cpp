@@ -129,9 +129,7 @@ float dot_iq2_xxs(const uint8_t* w, const ActPack& x, int64_t r, int64_t nb) {
   for (int64_t b = 0; b < nb; ++b, w += sizeof(BlockIQ2_XXS), xq += kQK_K) {
     int32_t isum = 0;
     for (int ib = 0; ib < 8; ++ib) {
-      uint32_t idx, aux;
-      std::memcpy(&idx, w + 2 + 8 * ib, 4);
-      std::memcpy(&aux, w + 6 + 8 * ib, 4);
+      const uint32_t idx = load_u32(w + 2 + 8 * ib), aux = load_u32(w + 6 + 8 * ib);
       int32_t s = 0;
       for (int l = 0; l < 4; ++l) {
         const uint64_t g = iq_grids::kGridIQ2XXS[(idx >> (8 * l)) & 0xFF];
@@ -176,8 +174,7 @@ float dot_iq3_xxs(const uint8_t* w, const ActPack& x, int64_t r, int64_t nb) {
   for (int64_t b = 0; b < nb; ++b, w += sizeof(BlockIQ3_XXS), xq += kQK_K) {
     int32_t isum = 0;
     for (int ib = 0; ib < 8; ++ib) {
-      uint32_t aux;
-      std::memcpy(&aux, w + 66 + 4 * ib, 4);
+      const uint32_t aux = load_u32(w + 66 + 4 * ib);
       int32_t s = 0;
       for (int e = 0; e < 32; ++e) {
         const uint32_t g = iq_grids::kGridIQ3XXS[w[2 + 8 * ib + e / 4]];
