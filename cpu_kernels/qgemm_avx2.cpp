@@ -21,6 +21,7 @@ namespace {
 inline float half_to_float(const uint8_t* p) { return _cvtsh_ss(load_u16(p)); }
 
 #include "cpu_kernels/qgemm_avx2_packed.inc"
+#include "cpu_kernels/qgemm_lowbit.inc"
 
 inline __m256i dot_scaled(__m256i acc, __m256i wu8, __m256i xs8, __m256i sc16) {
   return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(wu8, xs8), sc16));
@@ -175,18 +176,8 @@ struct Q23K {
     for (int i = 0; i < NR; ++i) acc[i] = _mm256_setzero_ps(), accm[i] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; ++b, w += kBytes) {
       if constexpr (kAhead) prefetch_step<kBytes>(w);
-      // Per sub-block: the scale as int8, and what the activation sums are multiplied by.
       __m128i sc8, m8;
-      if constexpr (kQ3) {
-        uint32_t sw[4];
-        q3k_scale_words(w + 96, sw);
-        sc8 = _mm_sub_epi8(_mm_setr_epi32(int(sw[0]), int(sw[1]), int(sw[2]), int(sw[3])), _mm_set1_epi8(32));
-        m8 = sc8;
-      } else {
-        const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w));
-        sc8 = _mm_and_si128(raw, _mm_set1_epi8(0x0F));
-        m8 = _mm_and_si128(_mm_srli_epi16(raw, 4), _mm_set1_epi8(0x0F));
-      }
+      k23_scales<kQ3>(w, &sc8, &m8);
       const __m256i m16 = _mm256_cvtepi8_epi16(m8);
       alignas(16) int8_t scb[16];
       _mm_store_si128(reinterpret_cast<__m128i*>(scb), sc8);
@@ -231,9 +222,7 @@ struct IQGrid {
   static constexpr int kMaxTile = 4;
   static constexpr bool kXs = kType == DType::kIQ2_XS, kIQ3 = kType == DType::kIQ3_XXS;
   static constexpr size_t kBytes = kIQ3 ? sizeof(BlockIQ3_XXS) : kXs ? sizeof(BlockIQ2_XS) : sizeof(BlockIQ2_XXS);
-  // The block's 32 sign bytes (byte k: group k of 8 weights; bit j set: weight
-  // j negative): the 7-bit codes moved into bytes, and bit 7 set where a
-  // code has an odd number of bits (a nibble-parity lookup each side).
+  // The block's 32 sign bytes (qgemm_lowbit.inc), byte k for group k of 8 weights.
   static __m256i sign_bytes(const uint8_t* w) {
     __m256i s;
     if constexpr (kXs) {
@@ -247,17 +236,9 @@ struct IQGrid {
                      _mm256_castps_si256(_mm256_shuffle_ps(_mm256_castsi256_ps(loadu(w + 2)),
                                                            _mm256_castsi256_ps(loadu(w + 34)), 0xDD)),
                      0xD8);
-      s = _mm256_or_si256(
-          _mm256_or_si256(_mm256_and_si256(aux, _mm256_set1_epi32(0x7F)),
-                          _mm256_and_si256(_mm256_slli_epi32(aux, 1), _mm256_set1_epi32(0x7F00))),
-          _mm256_or_si256(_mm256_and_si256(_mm256_slli_epi32(aux, 2), _mm256_set1_epi32(0x7F0000)),
-                          _mm256_and_si256(_mm256_slli_epi32(aux, 3), _mm256_set1_epi32(0x7F000000))));
+      s = iq_codes_of_words(aux);
     }
-    const __m256i odd = _mm256_setr_epi8(0, -128, -128, 0, -128, 0, 0, -128, -128, 0, 0, -128, 0, -128, -128, 0, 0,
-                                         -128, -128, 0, -128, 0, 0, -128, -128, 0, 0, -128, 0, -128, -128, 0);
-    const __m256i lo = _mm256_and_si256(s, _mm256_set1_epi8(0x0F));
-    const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(s, 4), _mm256_set1_epi8(0x0F));
-    return _mm256_or_si256(s, _mm256_xor_si256(_mm256_shuffle_epi8(odd, lo), _mm256_shuffle_epi8(odd, hi)));
+    return iq_sign_bytes_of_codes(s);
   }
   // Sign bytes 4c..4c+3 of sb as -1/+1 in bytes 8g..8g+7 (g < 4).
   static __m256i sign_vector(__m256i sb, int c) {

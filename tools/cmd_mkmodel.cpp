@@ -4,7 +4,6 @@
 #include <chrono>
 #include <cstdio>
 
-#include "cpu_kernels/quant_ref.h"
 #include "runtime/base/bytes.h"
 #include "runtime/synth/mkmodel.h"
 #include "runtime/synth/presets.h"
@@ -24,21 +23,16 @@ struct MkModelArgs {
   bool list = false;
 };
 
-// Types mkmodel can write: an encoder or a random-block generator exists.
-bool writable(DType t) {
-  switch (t) {
-    case DType::kIQ4_NL: case DType::kIQ4_XS: case DType::kIQ2_XXS: case DType::kIQ2_XS: case DType::kIQ3_XXS:
-      return true;
-    case DType::kQ8_1: case DType::kQ8_K: return false;  // activation formats, never weights
-    default: return can_quantize(t) && t != DType::kTQ1_0 && t != DType::kTQ2_0 && t != DType::kQ1_0;
-  }
-}
-
 Result<DType> parse_type(const std::string& flag, const std::string& s) {
   auto t = dtype_from_name(s);
-  if (!t || !writable(*t)) {
-    return invalid_argument(flag + ": expected one of f32, f16, bf16, q4_0, q4_1, q5_0, q5_1, q8_0, q2_k, q3_k, q4_k, "
-                            "q5_k, q6_k, iq4_nl, iq4_xs, iq2_xxs, iq2_xs, iq3_xxs, got '" + s + "'");
+  if (!t || !synth::can_write(*t)) {
+    std::string names;
+    for (uint32_t id = 0; id < kDTypeIdLimit; ++id) {
+      const auto type = static_cast<DType>(id);
+      if (!dtype_id_is_known(id) || !synth::can_write(type)) continue;
+      names += (names.empty() ? "" : ", ") + std::string(dtype_name(type));
+    }
+    return invalid_argument(flag + ": expected one of " + names + ", got '" + s + "'");
   }
   return *t;
 }

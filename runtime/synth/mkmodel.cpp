@@ -226,6 +226,14 @@ Status write_random_blocks(Writer& out, const TensorSpec& spec, DType type, cons
 
 }  // namespace
 
+bool can_write(DType t) {
+  switch (t) {
+    case DType::kQ8_1: case DType::kQ8_K: return false;
+    case DType::kTQ1_0: case DType::kTQ2_0: case DType::kQ1_0: return false;
+    default: return scale_layout(t) != nullptr || can_quantize(t);
+  }
+}
+
 DType choose_type(const TypeChoice& types, TensorRole role, int n_dims, uint64_t ne0, bool* fell_back) {
   *fell_back = false;
   if (n_dims < 2 || role == TensorRole::kNorm) return DType::kF32;

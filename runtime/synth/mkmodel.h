@@ -48,6 +48,11 @@ struct MkModelReport {
 Result<MkModelReport> make_model(const MkModelOptions& opt,
                                  const std::function<void(const MkModelProgress&)>& progress = {});
 
+// Whether make_model writes weights of type t: it has an encoder for it, or
+// it writes random blocks with sane scales (iq2_xxs, iq2_xs, iq3_xxs, iq4_nl,
+// iq4_xs). Never the activation formats q8_1 and q8_k.
+bool can_write(DType t);
+
 // The type a tensor of this role and row length gets under `types` (after
 // falling back for rows that do not fit the block size).
 DType choose_type(const TypeChoice& types, TensorRole role, int n_dims, uint64_t ne0, bool* fell_back);
