@@ -80,6 +80,10 @@ ActFormat act_format(DType w) {
     case DType::kIQ2_XXS:
     case DType::kIQ2_XS:
     case DType::kIQ3_XXS:
+    case DType::kIQ2_S:
+    case DType::kIQ3_S:
+    case DType::kIQ1_S:
+    case DType::kIQ1_M:
     case DType::kQ4_K:
     case DType::kQ5_K:
     case DType::kQ6_K:

@@ -158,9 +158,7 @@ void dequant_iq1_m(const uint8_t* src, float* y, int64_t nb) {
     const auto b = load_block<BlockIQ1_M>(src);
     uint16_t sc[4];
     for (int k = 0; k < 4; ++k) sc[k] = load_le<uint16_t>(b.scales + 2 * k);
-    const uint16_t d_bits = static_cast<uint16_t>((sc[0] >> 12) | ((sc[1] >> 8) & 0x00F0) |
-                                                  ((sc[2] >> 4) & 0x0F00) | (sc[3] & 0xF000));
-    const float d = f16_to_f32(d_bits);
+    const float d = f16_to_f32(iq1m_d_bits(b.scales));
     const uint8_t* qs = b.qs;
     const uint8_t* qh = b.qh;
     for (int ib = 0; ib < kQK_K / 32; ++ib, qs += 4, qh += 2) {

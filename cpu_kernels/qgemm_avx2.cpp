@@ -209,23 +209,31 @@ struct Q23K {
   }
 };
 
-// The codebook i-quants IQ2_XXS, IQ2_XS and IQ3_XXS (kType), per 32 weights
-// (chunk c): the grid entries by one gather (4 entries of 8, or 8 of 4,
-// unsigned magnitudes <= 62), the 4 sign bytes spread into a +-1 vector
-// that vpsignb puts on the activations, so pair sums stay <=
-// 2*62*127. Scales 2s + 1 per 32 (IQ2_XS: per 16); the /8 (IQ3_XXS: /4)
-// goes on at the end, as in the scalar kernels.
+// The codebook i-quants IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS and IQ3_S (kType),
+// per 32 weights (chunk c): the grid entries by one gather (4 entries of 8,
+// or 8 of 4, unsigned magnitudes <= 62), the 4 sign bytes spread into a +-1
+// vector that vpsignb puts on the activations, so pair sums stay <=
+// 2*62*127. Scales 2s + 1 per 32 (IQ2_XS, IQ2_S: per 16); the /8 (IQ3_XXS:
+// /4, IQ3_S: none) goes on at the end, as in the scalar kernels.
 template <DType kType>
 struct IQGrid {
   static constexpr int kBlock = kQK_K;
   static constexpr int64_t kRows = 1;
   static constexpr int kMaxTile = 4;
   static constexpr bool kXs = kType == DType::kIQ2_XS, kIQ3 = kType == DType::kIQ3_XXS;
-  static constexpr size_t kBytes = kIQ3 ? sizeof(BlockIQ3_XXS) : kXs ? sizeof(BlockIQ2_XS) : sizeof(BlockIQ2_XXS);
+  static constexpr bool kS2 = kType == DType::kIQ2_S, kS3 = kType == DType::kIQ3_S;
+  static constexpr size_t kBytes = kS3    ? sizeof(BlockIQ3_S)
+                                   : kS2  ? sizeof(BlockIQ2_S)
+                                   : kIQ3 ? sizeof(BlockIQ3_XXS)
+                                   : kXs  ? sizeof(BlockIQ2_XS)
+                                          : sizeof(BlockIQ2_XXS);
+  static constexpr float kFinal = kS3 ? 1.0f : kIQ3 ? 0.25f : 0.125f;
   // The block's 32 sign bytes (qgemm_lowbit.inc), byte k for group k of 8 weights.
   static __m256i sign_bytes(const uint8_t* w) {
     __m256i s;
-    if constexpr (kXs) {
+    if constexpr (kS2 || kS3) {
+      return loadu(w + (kS2 ? 34 : 74));  // stored as they are
+    } else if constexpr (kXs) {
       const __m256i a = _mm256_srli_epi16(loadu(w + 2), 9), b = _mm256_srli_epi16(loadu(w + 34), 9);
       s = _mm256_permute4x64_epi64(_mm256_packus_epi16(a, b), 0xD8);
     } else {
@@ -251,7 +259,25 @@ struct IQGrid {
   }
   // Chunk c of the block at w: grid magnitudes and scales per int16 lane.
   static void decode(const uint8_t* w, int c, __m256i* g, __m256i* sc) {
-    if constexpr (kXs) {
+    if constexpr (kS2) {
+      // 10-bit indices: qs byte | bits 2l..2l+1 of qh byte c.
+      const __m128i hi = _mm_and_si128(_mm_srlv_epi32(_mm_set1_epi32(w[66 + c]), _mm_setr_epi32(0, 2, 4, 6)),
+                                       _mm_set1_epi32(3));
+      const __m128i idx = _mm_or_si128(_mm_cvtepu8_epi32(_mm_cvtsi32_si128(int(load_u32(w + 2 + 4 * c)))),
+                                       _mm_slli_epi32(hi, 8));
+      *g = _mm256_i32gather_epi64(reinterpret_cast<const long long*>(iq_grids::kGridIQ2S), idx, 8);
+      *sc = halves16(2 * (w[74 + c] & 15) + 1, 2 * (w[74 + c] >> 4) + 1);
+    } else if constexpr (kS3) {
+      // 9-bit indices: qs byte | bit e of qh byte c.
+      const __m256i hi = _mm256_and_si256(
+          _mm256_srlv_epi32(_mm256_set1_epi32(w[66 + c]), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)),
+          _mm256_set1_epi32(1));
+      const __m256i idx = _mm256_or_si256(
+          _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(w + 2 + 8 * c))),
+          _mm256_slli_epi32(hi, 8));
+      *g = _mm256_i32gather_epi32(reinterpret_cast<const int*>(iq_grids::kGridIQ3S), idx, 4);
+      *sc = _mm256_set1_epi16(int16_t(2 * ((w[106 + c / 2] >> (4 * (c % 2))) & 15) + 1));
+    } else if constexpr (kXs) {
       const __m128i q = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(w + 2 + 8 * c));
       const __m128i idx = _mm_and_si128(_mm_cvtepu16_epi32(q), _mm_set1_epi32(511));
       *g = _mm256_i32gather_epi64(reinterpret_cast<const long long*>(iq_grids::kGridIQ2XS), idx, 8);
@@ -285,7 +311,65 @@ struct IQGrid {
         acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(d * x.d(r0 + i)[b]), acc[i]);
       }
     }
-    for (int i = 0; i < NR; ++i) out[i * stride] = (kIQ3 ? 0.25f : 0.125f) * hsum(acc[i]);
+    for (int i = 0; i < NR; ++i) out[i * stride] = kFinal * hsum(acc[i]);
+  }
+};
+
+// IQ1_S and IQ1_M (kM), per 32 weights (chunk c): the grid entries of
+// -1/0/+1 by one gather, made 8g +- 1 (the shift's sign per 32; IQ1_M: per
+// 8), so |q| <= 9 goes in as u8 and its sign onto the activations (q is odd,
+// never 0). Scales 2s + 1 per 32 (IQ1_M: per 16); the /8 goes on at the end.
+template <bool kM>
+struct IQ1 {
+  static constexpr int kBlock = kQK_K;
+  static constexpr int64_t kRows = 1;
+  static constexpr int kMaxTile = 4;
+  static constexpr size_t kBytes = kM ? sizeof(BlockIQ1_M) : sizeof(BlockIQ1_S);
+  // Chunk c of the block at w: weights as 8g +- 1 and scales per int16 lane.
+  static void decode(const uint8_t* w, int c, __m256i* q, __m256i* sc) {
+    __m128i idx;
+    __m256i neg;  // all ones in the groups of 8 whose shift is negative
+    if constexpr (kM) {
+      // qh nibble l of the chunk: 3 high index bits, then the shift's sign.
+      const uint32_t nib = load_u16(w + 32 + 2 * c);
+      const __m128i hi = _mm_and_si128(_mm_srlv_epi32(_mm_set1_epi32(int(nib)), _mm_setr_epi32(0, 4, 8, 12)),
+                                       _mm_set1_epi32(7));
+      idx = _mm_or_si128(_mm_cvtepu8_epi32(_mm_cvtsi32_si128(int(load_u32(w + 4 * c)))), _mm_slli_epi32(hi, 8));
+      const __m256i bit = _mm256_and_si256(_mm256_srlv_epi64(_mm256_set1_epi64x(nib), _mm256_setr_epi64x(3, 7, 11, 15)),
+                                           _mm256_set1_epi64x(1));
+      neg = _mm256_sub_epi64(_mm256_setzero_si256(), bit);
+      const uint32_t word = load_u16(w + 48 + 2 * (c / 2)) >> (6 * (c % 2));
+      *sc = halves16(2 * (word & 7) + 1, 2 * ((word >> 3) & 7) + 1);
+    } else {
+      const uint32_t qh = load_u16(w + 34 + 2 * c);
+      const __m128i hi = _mm_and_si128(_mm_srlv_epi32(_mm_set1_epi32(int(qh)), _mm_setr_epi32(0, 3, 6, 9)),
+                                       _mm_set1_epi32(7));
+      idx = _mm_or_si128(_mm_cvtepu8_epi32(_mm_cvtsi32_si128(int(load_u32(w + 2 + 4 * c)))), _mm_slli_epi32(hi, 8));
+      neg = _mm256_set1_epi8(qh & 0x8000 ? -1 : 0);
+      *sc = _mm256_set1_epi16(int16_t(2 * ((qh >> 12) & 7) + 1));
+    }
+    const __m256i g = _mm256_i32gather_epi64(reinterpret_cast<const long long*>(iq_grids::kGridIQ1S), idx, 8);
+    // 8g per byte: the 16-bit shift's carry into the next byte is masked off.
+    const __m256i g8 = _mm256_and_si256(_mm256_slli_epi16(g, 3), _mm256_set1_epi8(int8_t(0xF8)));
+    *q = _mm256_add_epi8(g8, _mm256_or_si256(neg, _mm256_set1_epi8(1)));
+  }
+  template <int NR, bool kAhead>
+  static void tile(const uint8_t* w, const ActPack& x, int64_t r0, int64_t nb, float* out, int64_t stride) {
+    __m256 acc[NR];
+    for (int i = 0; i < NR; ++i) acc[i] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b, w += kBytes) {
+      if constexpr (kAhead) prefetch_step<kBytes>(w);
+      __m256i q[8], u[8], sc[8];
+      for (int c = 0; c < 8; ++c) decode(w, c, &q[c], &sc[c]), u[c] = _mm256_abs_epi8(q[c]);
+      const float d = kM ? _cvtsh_ss(iq1m_d_bits(w + 48)) : half_to_float(w);
+      for (int i = 0; i < NR; ++i) {
+        const int8_t* xq = x.q(r0 + i) + b * kQK_K;
+        __m256i s = _mm256_setzero_si256();
+        for (int c = 0; c < 8; ++c) s = dot_scaled(s, u[c], _mm256_sign_epi8(loadu(xq + 32 * c), q[c]), sc[c]);
+        acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(d * x.d(r0 + i)[b]), acc[i]);
+      }
+    }
+    for (int i = 0; i < NR; ++i) out[i * stride] = 0.125f * hsum(acc[i]);
   }
 };
 
@@ -481,6 +565,10 @@ void fill_table(KernelTable& t) {
   t.fn[static_cast<int>(DType::kIQ2_XXS)] = gemm_row_tiles<IQGrid<DType::kIQ2_XXS>>;
   t.fn[static_cast<int>(DType::kIQ2_XS)] = gemm_row_tiles<IQGrid<DType::kIQ2_XS>>;
   t.fn[static_cast<int>(DType::kIQ3_XXS)] = gemm_row_tiles<IQGrid<DType::kIQ3_XXS>>;
+  t.fn[static_cast<int>(DType::kIQ2_S)] = gemm_row_tiles<IQGrid<DType::kIQ2_S>>;
+  t.fn[static_cast<int>(DType::kIQ3_S)] = gemm_row_tiles<IQGrid<DType::kIQ3_S>>;
+  t.fn[static_cast<int>(DType::kIQ1_S)] = gemm_row_tiles<IQ1<false>>;
+  t.fn[static_cast<int>(DType::kIQ1_M)] = gemm_row_tiles<IQ1<true>>;
   t.fn[static_cast<int>(DType::kQ5_K)] = gemm_row_tiles<Q45K<true>>;
   t.fn[static_cast<int>(DType::kQ6_K)] = gemm_row_tiles<Q6K>;
   t.fn[static_cast<int>(DType::kIQ4_XS)] = gemm_row_tiles<IQ4XS>;

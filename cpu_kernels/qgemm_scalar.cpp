@@ -187,6 +187,100 @@ float dot_iq3_xxs(const uint8_t* w, const ActPack& x, int64_t r, int64_t nb) {
   return 0.25f * sumf;
 }
 
+// IQ2_S: IQ2_XS with 10-bit grid indices (qs byte, 2 more bits from qh) and
+// explicit sign bytes; per 32 a scale byte, low nibble for the first 16.
+float dot_iq2_s(const uint8_t* w, const ActPack& x, int64_t r, int64_t nb) {
+  const int8_t* xq = x.q(r);
+  const float* xd = x.d(r);
+  float sumf = 0.0f;
+  for (int64_t b = 0; b < nb; ++b, w += sizeof(BlockIQ2_S), xq += kQK_K) {
+    int32_t isum = 0;
+    for (int g8 = 0; g8 < 32; ++g8) {
+      const uint64_t g = iq_grids::kGridIQ2S[w[2 + g8] | (((w[66 + g8 / 4] >> (2 * (g8 % 4))) & 3) << 8)];
+      const uint8_t signs = w[34 + g8];
+      int32_t s = 0;
+      for (int j = 0; j < 8; ++j) s += ((signs >> j) & 1 ? -1 : 1) * int((g >> (8 * j)) & 0xFF) * xq[8 * g8 + j];
+      const uint8_t sc = w[74 + g8 / 4];
+      isum += (2 * ((g8 / 2) % 2 ? sc >> 4 : sc & 0xF) + 1) * s;
+    }
+    sumf += (f16_to_f32(load_u16(w)) * xd[b]) * static_cast<float>(isum);
+  }
+  return 0.125f * sumf;
+}
+
+// IQ3_S: 64 grid entries of 4 with 9-bit indices (qs byte, bit e of qh byte
+// ib for entry e of sub-block ib), explicit sign bytes, and per 32 a scale
+// nibble: x = d * (2s + 1) * grid value * sign.
+float dot_iq3_s(const uint8_t* w, const ActPack& x, int64_t r, int64_t nb) {
+  const int8_t* xq = x.q(r);
+  const float* xd = x.d(r);
+  float sumf = 0.0f;
+  for (int64_t b = 0; b < nb; ++b, w += sizeof(BlockIQ3_S), xq += kQK_K) {
+    int32_t isum = 0;
+    for (int ib = 0; ib < 8; ++ib) {
+      const uint8_t qh = w[66 + ib];
+      int32_t s = 0;
+      for (int e = 0; e < 32; ++e) {
+        const uint32_t g = iq_grids::kGridIQ3S[w[2 + 8 * ib + e / 4] | (((qh >> (e / 4)) & 1) << 8)];
+        const int sign = (w[74 + 4 * ib + e / 8] >> (e % 8)) & 1 ? -1 : 1;
+        s += sign * int((g >> (8 * (e % 4))) & 0xFF) * xq[32 * ib + e];
+      }
+      isum += (2 * ((w[106 + ib / 2] >> (4 * (ib % 2))) & 0xF) + 1) * s;
+    }
+    sumf += (f16_to_f32(load_u16(w)) * xd[b]) * static_cast<float>(isum);
+  }
+  return sumf;
+}
+
+// IQ1_S and IQ1_M: each group of 8 weights is a grid entry of -1/0/+1 plus
+// a shift of +-1/8, scaled by d * (2s + 1); computed as 8g +- 1 in integers
+// and /8 at the end.
+// IQ1_S: per 32 a uint16 of 4 x 3 high index bits, the 3-bit scale and the
+// shift's sign on top.
+float dot_iq1_s(const uint8_t* w, const ActPack& x, int64_t r, int64_t nb) {
+  const int8_t* xq = x.q(r);
+  const float* xd = x.d(r);
+  float sumf = 0.0f;
+  for (int64_t b = 0; b < nb; ++b, w += sizeof(BlockIQ1_S), xq += kQK_K) {
+    int32_t isum = 0;
+    for (int ib = 0; ib < 8; ++ib) {
+      const uint16_t qh = load_u16(w + 34 + 2 * ib);
+      const int shift = qh & 0x8000 ? -1 : 1;
+      int32_t s = 0;
+      for (int l = 0; l < 4; ++l) {
+        const uint64_t g = iq_grids::kGridIQ1S[w[2 + 4 * ib + l] | (((qh >> (3 * l)) & 7) << 8)];
+        for (int j = 0; j < 8; ++j) s += (8 * int8_t((g >> (8 * j)) & 0xFF) + shift) * xq[32 * ib + 8 * l + j];
+      }
+      isum += (2 * ((qh >> 12) & 7) + 1) * s;
+    }
+    sumf += (f16_to_f32(load_u16(w)) * xd[b]) * static_cast<float>(isum);
+  }
+  return 0.125f * sumf;
+}
+
+// IQ1_M: per group k of 8 the qh nibble k holds 3 high index bits and the
+// shift's sign; per 16 weights (m) a 3-bit scale at bits 3 (m % 4) of scale
+// word m / 4, whose top nibbles are d.
+float dot_iq1_m(const uint8_t* w, const ActPack& x, int64_t r, int64_t nb) {
+  const int8_t* xq = x.q(r);
+  const float* xd = x.d(r);
+  float sumf = 0.0f;
+  for (int64_t b = 0; b < nb; ++b, w += sizeof(BlockIQ1_M), xq += kQK_K) {
+    int32_t isum = 0;
+    for (int k = 0; k < 32; ++k) {
+      const int nib = (w[32 + k / 2] >> (4 * (k % 2))) & 0xF;
+      const uint64_t g = iq_grids::kGridIQ1S[w[k] | ((nib & 7) << 8)];
+      const int shift = nib & 8 ? -1 : 1;
+      int32_t s = 0;
+      for (int j = 0; j < 8; ++j) s += (8 * int8_t((g >> (8 * j)) & 0xFF) + shift) * xq[8 * k + j];
+      const int m = k / 2;
+      isum += (2 * ((load_u16(w + 48 + 2 * (m / 4)) >> (3 * (m % 4))) & 7) + 1) * s;
+    }
+    sumf += (f16_to_f32(iq1m_d_bits(w + 48)) * xd[b]) * static_cast<float>(isum);
+  }
+  return 0.125f * sumf;
+}
+
 // Q6_K: x = d*sc*(q - 32) per sub-block of 16; the -32 is folded in through
 // the 16-element activation sums.
 float dot_q6_k(const uint8_t* w, const ActPack& x, int64_t r, int64_t nb) {
@@ -456,6 +550,10 @@ KernelTable make_table() {
   t.fn[static_cast<int>(DType::kIQ2_XXS)] = gemm<dot_iq2_xxs, kQK_K>;
   t.fn[static_cast<int>(DType::kIQ2_XS)] = gemm<dot_iq2_xs, kQK_K>;
   t.fn[static_cast<int>(DType::kIQ3_XXS)] = gemm<dot_iq3_xxs, kQK_K>;
+  t.fn[static_cast<int>(DType::kIQ2_S)] = gemm<dot_iq2_s, kQK_K>;
+  t.fn[static_cast<int>(DType::kIQ3_S)] = gemm<dot_iq3_s, kQK_K>;
+  t.fn[static_cast<int>(DType::kIQ1_S)] = gemm<dot_iq1_s, kQK_K>;
+  t.fn[static_cast<int>(DType::kIQ1_M)] = gemm<dot_iq1_m, kQK_K>;
   t.fn[static_cast<int>(DType::kQ5_K)] = gemm<dot_q5_k, kQK_K>;
   t.fn[static_cast<int>(DType::kQ6_K)] = gemm<dot_q6_k, kQK_K>;
   t.fn[static_cast<int>(DType::kIQ4_XS)] = gemm<dot_iq4_xs, kQK_K>;

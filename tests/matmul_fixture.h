@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <vector>
@@ -13,6 +14,7 @@
 #include "cpu_kernels/quant_ref.h"
 #include "runtime/base/dtype.h"
 #include "runtime/base/half.h"
+#include "runtime/base/quant_blocks.h"
 #include "runtime/base/rng.h"
 
 namespace strata::test {
@@ -48,6 +50,10 @@ inline void set_block_scales(DType t, std::vector<uint8_t>& w, int64_t n_in, int
     if (t == DType::kQ3_K) d_off = 108;
     if (t == DType::kQ2_K) d_off = 80, dmin_off = 82;
     if (t == DType::kQ4_K || t == DType::kQ5_K) dmin_off = 2;
+    if (t == DType::kIQ1_M) {
+      set_iq1m_d_bits(blk + offsetof(BlockIQ1_M, scales), d);
+      continue;
+    }
     std::memcpy(blk + d_off, &d, 2);
     if (dmin_off != 0) std::memcpy(blk + dmin_off, &dmin, 2);
   }

@@ -200,7 +200,8 @@ TEST(MkModel, RandomBlockTypesMatchTheQuantizedSpread) {
   };
   const float want = rms_of(DType::kQ4_K);
   ASSERT_GT(want, 0.0f);
-  for (DType t : {DType::kIQ4_XS, DType::kIQ2_XXS, DType::kIQ2_XS, DType::kIQ3_XXS}) {
+  for (DType t : {DType::kIQ4_XS, DType::kIQ2_XXS, DType::kIQ2_XS, DType::kIQ3_XXS, DType::kIQ2_S, DType::kIQ3_S,
+                  DType::kIQ1_S, DType::kIQ1_M}) {
     const float got = rms_of(t);
     EXPECT_GT(got, 0.8f * want) << dtype_name(t);
     EXPECT_LT(got, 1.25f * want) << dtype_name(t);

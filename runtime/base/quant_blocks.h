@@ -53,6 +53,18 @@ struct BlockIQ3_XXS { f16_bits d; uint8_t qs[3 * kQK_K / 8]; };
 struct BlockIQ3_S { f16_bits d; uint8_t qs[kQK_K / 4]; uint8_t qh[kQK_K / 32]; uint8_t signs[kQK_K / 8]; uint8_t scales[kQK_K / 64]; };
 struct BlockIQ1_S { f16_bits d; uint8_t qs[kQK_K / 8]; uint16_t qh[kQK_K / 32]; };
 struct BlockIQ1_M { uint8_t qs[kQK_K / 8]; uint8_t qh[kQK_K / 16]; uint8_t scales[kQK_K / 32]; };
+// IQ1_M has no d field: its f16 bits are the top nibbles of the four
+// little-endian uint16 scale words (word k's bits 12-15 are d's bits 4k..4k+3).
+inline uint16_t iq1m_d_bits(const uint8_t* scales) {
+  uint16_t d = 0;
+  for (int k = 0; k < 4; ++k) d |= static_cast<uint16_t>((scales[2 * k + 1] >> 4) << (4 * k));
+  return d;
+}
+inline void set_iq1m_d_bits(uint8_t* scales, uint16_t d) {
+  for (int k = 0; k < 4; ++k) {
+    scales[2 * k + 1] = static_cast<uint8_t>((scales[2 * k + 1] & 0x0F) | (((d >> (4 * k)) & 0xF) << 4));
+  }
+}
 // Non-linear 4-bit: x = d * kvalues_iq4nl[q].
 struct BlockIQ4_NL { f16_bits d; uint8_t qs[kQK4_NL / 2]; };
 // 8 sub-blocks of 32 with 6-bit scales split into scales_l (4 bits) and scales_h (2 bits).

@@ -48,10 +48,12 @@ uint64_t mix(uint64_t a, uint64_t b) {
 // (dmin); `dmin_ratio` centres the values (dmin = ratio * d).
 struct BlockScaleLayout {
   DType type;
-  int d_off;
+  int d_off;  // kDInScaleWords: IQ1_M's d, in the top nibbles of its scale words
   int dmin_off;  // -1: none
   float dmin_ratio;
 };
+
+constexpr int kDInScaleWords = -2;
 
 constexpr BlockScaleLayout kScaleLayouts[] = {
     {DType::kQ4_0, offsetof(BlockQ4_0, d), -1, 0.0f},
@@ -69,6 +71,10 @@ constexpr BlockScaleLayout kScaleLayouts[] = {
     {DType::kIQ2_XXS, offsetof(BlockIQ2_XXS, d), -1, 0.0f},
     {DType::kIQ2_XS, offsetof(BlockIQ2_XS, d), -1, 0.0f},
     {DType::kIQ3_XXS, offsetof(BlockIQ3_XXS, d), -1, 0.0f},
+    {DType::kIQ2_S, offsetof(BlockIQ2_S, d), -1, 0.0f},
+    {DType::kIQ3_S, offsetof(BlockIQ3_S, d), -1, 0.0f},
+    {DType::kIQ1_S, offsetof(BlockIQ1_S, d), -1, 0.0f},
+    {DType::kIQ1_M, kDInScaleWords, -1, 0.0f},
 };
 
 const BlockScaleLayout* scale_layout(DType t) {
@@ -83,6 +89,16 @@ void set_half(uint8_t* block, int off, float v) {
   std::memcpy(block + off, &h, 2);
 }
 
+// Sets a block's scale to d (and its min to d * dmin_ratio).
+void set_block_scale(uint8_t* block, const BlockScaleLayout& l, float d) {
+  if (l.d_off == kDInScaleWords) {
+    set_iq1m_d_bits(block + offsetof(BlockIQ1_M, scales), f32_to_f16(d));
+  } else {
+    set_half(block, l.d_off, d);
+  }
+  if (l.dmin_off >= 0) set_half(block, l.dmin_off, d * l.dmin_ratio);
+}
+
 // Std of the dequantized values of random blocks whose scale is 1.
 Result<double> unit_std(const BlockScaleLayout& l) {
   static std::mutex mu;
@@ -94,11 +110,7 @@ Result<double> unit_std(const BlockScaleLayout& l) {
   std::vector<uint8_t> blocks(static_cast<size_t>(n_blocks) * tr.block_bytes);
   Rng rng(12345);
   rng.fill(blocks.data(), blocks.size());
-  for (int b = 0; b < n_blocks; ++b) {
-    uint8_t* blk = blocks.data() + static_cast<size_t>(b) * tr.block_bytes;
-    set_half(blk, l.d_off, 1.0f);
-    if (l.dmin_off >= 0) set_half(blk, l.dmin_off, l.dmin_ratio);
-  }
+  for (int b = 0; b < n_blocks; ++b) set_block_scale(blocks.data() + static_cast<size_t>(b) * tr.block_bytes, l, 1.0f);
   std::vector<float> vals(static_cast<size_t>(n_blocks) * tr.block_elems);
   STRATA_RETURN_IF_ERROR(dequantize_row_ref(l.type, blocks.data(), vals.data(), static_cast<int64_t>(vals.size())));
   double sum = 0, sum2 = 0;
@@ -214,11 +226,7 @@ Status write_random_blocks(Writer& out, const TensorSpec& spec, DType type, cons
     const uint64_t nb = std::min(blocks_per_chunk, n_blocks - b0);
     buf.resize(nb * tr.block_bytes);
     rng.fill(buf.data(), buf.size());
-    for (uint64_t b = 0; b < nb; ++b) {
-      uint8_t* blk = buf.data() + b * tr.block_bytes;
-      set_half(blk, layout.d_off, d);
-      if (layout.dmin_off >= 0) set_half(blk, layout.dmin_off, d * layout.dmin_ratio);
-    }
+    for (uint64_t b = 0; b < nb; ++b) set_block_scale(buf.data() + b * tr.block_bytes, layout, d);
     STRATA_RETURN_IF_ERROR(out.write(buf.data(), buf.size()));
   }
   return Status::ok();
