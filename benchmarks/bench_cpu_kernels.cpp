@@ -521,10 +521,10 @@ struct Shape {
 // Qwen3-30B-A3B gate/up and down, Qwen3-235B gate/up.
 constexpr Shape kDecodeShapes[] = {{7168, 2048}, {2048, 7168}, {2048, 768}, {768, 2048}, {4096, 1536}};
 constexpr Shape kPrefillShapes[] = {{2048, 768}, {7168, 2048}};
-const DType kTypes[] = {DType::kQ2_K,   DType::kQ3_K,   DType::kQ4_K,  DType::kQ5_K,  DType::kQ6_K,
-                        DType::kQ8_0,   DType::kQ4_0,   DType::kIQ4_XS, DType::kIQ2_XXS, DType::kIQ2_XS,
-                        DType::kIQ2_S,  DType::kIQ3_XXS, DType::kIQ3_S, DType::kIQ1_S,  DType::kIQ1_M,
-                        DType::kBF16,   DType::kF16,    DType::kF32};
+const DType kTypes[] = {DType::kQ2_K,   DType::kQ3_K,   DType::kQ4_K,   DType::kQ5_K,   DType::kQ6_K,
+                        DType::kQ8_0,   DType::kQ4_0,   DType::kIQ4_NL, DType::kIQ4_XS, DType::kIQ2_XXS,
+                        DType::kIQ2_XS, DType::kIQ2_S,  DType::kIQ3_XXS, DType::kIQ3_S, DType::kIQ1_S,
+                        DType::kIQ1_M,  DType::kBF16,   DType::kF16,    DType::kF32};
 
 void register_all() {
   std::vector<CpuIsa> paths = {CpuIsa::kScalar};

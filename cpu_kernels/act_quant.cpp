@@ -89,7 +89,8 @@ ActFormat act_format(DType w) {
     case DType::kQ6_K:
     case DType::kIQ4_XS: return ActFormat::kQ8K;
     case DType::kQ8_0:
-    case DType::kQ4_0: return ActFormat::kQ8_32;
+    case DType::kQ4_0:
+    case DType::kIQ4_NL: return ActFormat::kQ8_32;
     case DType::kF32:
     case DType::kF16: return ActFormat::kF32;
     case DType::kBF16: return ActFormat::kBF16;
@@ -102,7 +103,8 @@ ActOrder act_order(DType w) {
     case DType::kQ4_K:
     case DType::kQ5_K: return ActOrder::kQ4KPairs;
     case DType::kIQ4_XS: return ActOrder::kIQ4Halves;
-    case DType::kQ4_0: return ActOrder::kQ4_0Halves;
+    case DType::kQ4_0:
+    case DType::kIQ4_NL: return ActOrder::kQ4_0Halves;
     default: return ActOrder::kNatural;
   }
 }

@@ -433,16 +433,26 @@ struct Q80 {
   }
 };
 
-// Q4_0: two blocks per step as (lo0 lo1) and (hi0 hi1), which is
-// ActOrder::kQ4_0Halves; int32 lanes 0-3 belong to the first block, 4-7 to
-// the second. A lone last block is (lo | hi), natural order.
+// Q4_0 and IQ4_NL (kNL): two blocks per step as (lo0 lo1) and (hi0 hi1),
+// which is ActOrder::kQ4_0Halves; int32 lanes 0-3 belong to the first block,
+// 4-7 to the second. A lone last block is (lo | hi), natural order. The
+// weights are the quants minus 8, or IQ4_NL's codebook values (-127..113,
+// none 0, so vpsignb puts their sign on the activations whole).
+template <bool kNL>
 struct Q40 {
   static constexpr int kBlock = 32;
   static constexpr int64_t kRows = 1;
   static constexpr int kMaxTile = 4;
+  static __m256i values(__m256i nibbles) {
+    if constexpr (kNL) {
+      return _mm256_shuffle_epi8(
+          _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kValuesIQ4NL))), nibbles);
+    } else {
+      return _mm256_sub_epi8(nibbles, _mm256_set1_epi8(8));
+    }
+  }
   template <int NR, bool kAhead>
   static void tile(const uint8_t* w, const ActPack& x, int64_t r0, int64_t nb, float* out, int64_t stride) {
-    const __m256i eight = _mm256_set1_epi8(8);
     __m256 acc[NR];
     for (int i = 0; i < NR; ++i) acc[i] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b += 2, w += 2 * sizeof(BlockQ4_0)) {
@@ -450,7 +460,7 @@ struct Q40 {
       if (b + 1 < nb) {
         const __m256i q = _mm256_setr_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 2)),
                                             _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 20)));
-        const __m256i wl = _mm256_sub_epi8(nib_lo(q), eight), wh = _mm256_sub_epi8(nib_hi(q), eight);
+        const __m256i wl = values(nib_lo(q)), wh = values(nib_hi(q));
         const __m256i al = _mm256_abs_epi8(wl), ah = _mm256_abs_epi8(wh);
         const __m256 dw = _mm256_setr_m128(_mm_set1_ps(half_to_float(w)), _mm_set1_ps(half_to_float(w + 18)));
         for (int i = 0; i < NR; ++i) {
@@ -464,8 +474,7 @@ struct Q40 {
       } else {
         const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 2));
         const __m128i m = _mm_set1_epi8(0x0F);
-        const __m256i wq = _mm256_sub_epi8(_mm256_setr_m128i(_mm_and_si128(q, m), _mm_and_si128(_mm_srli_epi16(q, 4), m)),
-                                           eight);
+        const __m256i wq = values(_mm256_setr_m128i(_mm_and_si128(q, m), _mm_and_si128(_mm_srli_epi16(q, 4), m)));
         const __m256i wa = _mm256_abs_epi8(wq);
         const float dw = half_to_float(w);
         for (int i = 0; i < NR; ++i) {
@@ -573,7 +582,8 @@ void fill_table(KernelTable& t) {
   t.fn[static_cast<int>(DType::kQ6_K)] = gemm_row_tiles<Q6K>;
   t.fn[static_cast<int>(DType::kIQ4_XS)] = gemm_row_tiles<IQ4XS>;
   t.fn[static_cast<int>(DType::kQ8_0)] = gemm_row_tiles<Q80>;
-  t.fn[static_cast<int>(DType::kQ4_0)] = gemm_row_tiles<Q40>;
+  t.fn[static_cast<int>(DType::kQ4_0)] = gemm_row_tiles<Q40<false>>;
+  t.fn[static_cast<int>(DType::kIQ4_NL)] = gemm_row_tiles<Q40<true>>;
   t.fn[static_cast<int>(DType::kF32)] = gemm_float<LoadF32>;
   t.fn[static_cast<int>(DType::kF16)] = gemm_float<LoadF16>;
   t.fn[static_cast<int>(DType::kBF16)] = gemm_float<LoadBF16>;

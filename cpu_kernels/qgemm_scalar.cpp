@@ -351,7 +351,10 @@ float dot_q8_0(const uint8_t* w, const ActPack& x, int64_t r, int64_t nb) {
 }
 
 // Q4_0: x = d*(q-8); byte l holds element l (low nibble) and l+16 (high).
-float dot_q4_0(const uint8_t* w, const ActPack& x, int64_t r, int64_t nb) {
+// IQ4_NL (kNL): the same layout with x = d*kValuesIQ4NL[q].
+template <bool kNL>
+float dot_q4_0_family(const uint8_t* w, const ActPack& x, int64_t r, int64_t nb) {
+  const auto value = [](int q) { return kNL ? int(kValuesIQ4NL[q]) : q - 8; };
   const int8_t* xq = x.q(r);
   const float* xd = x.d(r);
   float sumf = 0.0f;
@@ -365,7 +368,7 @@ float dot_q4_0(const uint8_t* w, const ActPack& x, int64_t r, int64_t nb) {
     const int8_t* lo = paired ? xq + 64 * pair + 16 * (b % 2) : xq + 32 * b;
     const int8_t* hi = paired ? lo + 32 : lo + 16;
     int32_t s = 0;
-    for (int l = 0; l < 16; ++l) s += ((blk.qs[l] & 0xF) - 8) * lo[l] + ((blk.qs[l] >> 4) - 8) * hi[l];
+    for (int l = 0; l < 16; ++l) s += value(blk.qs[l] & 0xF) * lo[l] + value(blk.qs[l] >> 4) * hi[l];
     sumf += (f16_to_f32(blk.d) * xd[b]) * static_cast<float>(s);
   }
   return sumf;
@@ -499,7 +502,7 @@ float packed_dot_q8_0(const uint8_t* grp, int lane, const ActPack& x, int64_t r,
   return sumf;
 }
 
-// As dot_q4_0 (n_in is a multiple of 256, so every block is paired).
+// As dot_q4_0_family<false> (n_in is a multiple of 256, so every block is paired).
 float packed_dot_q4_0(const uint8_t* grp, int lane, const ActPack& x, int64_t r, int64_t nb) {
   const int8_t* xq = x.q(r);
   const float* xd = x.d(r);
@@ -558,7 +561,8 @@ KernelTable make_table() {
   t.fn[static_cast<int>(DType::kQ6_K)] = gemm<dot_q6_k, kQK_K>;
   t.fn[static_cast<int>(DType::kIQ4_XS)] = gemm<dot_iq4_xs, kQK_K>;
   t.fn[static_cast<int>(DType::kQ8_0)] = gemm<dot_q8_0, 32>;
-  t.fn[static_cast<int>(DType::kQ4_0)] = gemm<dot_q4_0, 32>;
+  t.fn[static_cast<int>(DType::kQ4_0)] = gemm<dot_q4_0_family<false>, 32>;
+  t.fn[static_cast<int>(DType::kIQ4_NL)] = gemm<dot_q4_0_family<true>, 32>;
   t.fn[static_cast<int>(DType::kF32)] = gemm<dot_f32w, 1>;
   t.fn[static_cast<int>(DType::kF16)] = gemm<dot_f16w, 1>;
   t.fn[static_cast<int>(DType::kBF16)] = gemm<dot_bf16w, 1>;

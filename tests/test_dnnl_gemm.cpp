@@ -30,10 +30,10 @@ using test::make_w;
 using test::make_x;
 using test::row_bytes;
 
-// Every type a real expert or projection uses, and iq4_nl, which qgemm lacks.
+// Every type a real expert or projection uses, and q5_0, which qgemm lacks.
 const DType kTypes[] = {DType::kQ4_K, DType::kQ5_K, DType::kQ6_K, DType::kQ8_0,  DType::kQ4_0, DType::kIQ4_XS,
                         DType::kBF16, DType::kF16,  DType::kF32,  DType::kQ3_K,  DType::kQ2_K, DType::kIQ1_S,
-                        DType::kIQ4_NL};
+                        DType::kIQ4_NL, DType::kQ5_0};
 
 std::vector<DnnlPrecision> precisions() {
   std::vector<DnnlPrecision> p;
@@ -155,8 +155,8 @@ TEST(GemmChoice, PoliciesAndThresholds) {
   EXPECT_EQ(choose_gemm_path(DType::kQ4_K, w.data(), 256, 64, 512), GemmPath::kNative);
   set_gemm_policy(GemmPolicy::kAuto);
   // A type qgemm lacks goes to oneDNN without a measurement.
-  const std::vector<uint8_t> nl = make_w(DType::kIQ4_NL, 256, 64, 2, false);
-  EXPECT_EQ(choose_gemm_path(DType::kIQ4_NL, nl.data(), 256, 64, 100), GemmPath::kDnnlF32);
+  const std::vector<uint8_t> q5 = make_w(DType::kQ5_0, 256, 64, 2, false);
+  EXPECT_EQ(choose_gemm_path(DType::kQ5_0, q5.data(), 256, 64, 100), GemmPath::kDnnlF32);
   EXPECT_TRUE(gemm_choices().empty());
 }
 

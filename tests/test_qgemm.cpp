@@ -35,10 +35,10 @@ using test::make_x;
 using test::row_bytes;
 using test::uniform;
 
-const DType kTypes[] = {DType::kQ2_K,   DType::kQ3_K,   DType::kQ4_K,  DType::kQ5_K,  DType::kQ6_K,
-                        DType::kQ8_0,   DType::kQ4_0,   DType::kIQ4_XS, DType::kIQ2_XXS, DType::kIQ2_XS,
-                        DType::kIQ2_S,  DType::kIQ3_XXS, DType::kIQ3_S, DType::kIQ1_S,  DType::kIQ1_M,
-                        DType::kBF16,   DType::kF16,    DType::kF32};
+const DType kTypes[] = {DType::kQ2_K,   DType::kQ3_K,   DType::kQ4_K,   DType::kQ5_K,   DType::kQ6_K,
+                        DType::kQ8_0,   DType::kQ4_0,   DType::kIQ4_NL, DType::kIQ4_XS, DType::kIQ2_XXS,
+                        DType::kIQ2_XS, DType::kIQ2_S,  DType::kIQ3_XXS, DType::kIQ3_S, DType::kIQ1_S,
+                        DType::kIQ1_M,  DType::kBF16,   DType::kF16,    DType::kF32};
 
 // A kernel variant: its table, or why this CPU cannot run it.
 struct Variant {
@@ -217,7 +217,7 @@ TEST(QgemmSwiglu, FusedEqualsSeparate) {
 
 TEST(QgemmApi, SupportsAndSharedFormats) {
   for (DType t : kTypes) EXPECT_TRUE(qgemm_supports(t)) << dtype_name(t);
-  EXPECT_FALSE(qgemm_supports(DType::kIQ4_NL));
+  EXPECT_FALSE(qgemm_supports(DType::kQ5_0));
   EXPECT_FALSE(qgemm_supports(DType::kI32));
   EXPECT_TRUE(act_pack_shares_format(DType::kQ4_K, DType::kQ5_K));
   EXPECT_FALSE(act_pack_shares_format(DType::kQ4_K, DType::kQ6_K));
