@@ -115,10 +115,8 @@ float dot_q3_k(const uint8_t* w, const ActPack& x, int64_t r, int64_t nb) {
 // is a grid entry of unsigned magnitudes times the signs of its sign byte,
 // scaled per 32 (IQ2_XS: per 16) by d * (2s + 1) / 8 (IQ3_XXS: / 4). The
 // sign byte is 7 stored bits and an 8th that makes the negatives even.
-int iq_sign(uint32_t s7, int j) {
-  const uint32_t byte = s7 | ((std::popcount(s7) & 1u) << 7);
-  return (byte >> j) & 1 ? -1 : 1;
-}
+uint32_t iq_sign_byte(uint32_t s7) { return s7 | ((std::popcount(s7) & 1u) << 7); }
+int iq_sign(uint32_t s7, int j) { return (iq_sign_byte(s7) >> j) & 1 ? -1 : 1; }
 
 // IQ2_XXS: per 32 weights two uint32, the first 4 grid indices (bytes), the
 // second 4 x 7 sign bits and the 4-bit scale on top.
@@ -138,27 +136,6 @@ float dot_iq2_xxs(const uint8_t* w, const ActPack& x, int64_t r, int64_t nb) {
         }
       }
       isum += int32_t(2 * (aux >> 28) + 1) * s;
-    }
-    sumf += (f16_to_f32(load_u16(w)) * xd[b]) * static_cast<float>(isum);
-  }
-  return 0.125f * sumf;
-}
-
-// IQ2_XS: per 8 weights a uint16, 9-bit grid index | 7 sign bits << 9; per 32
-// a scale byte, low nibble for the first 16 weights.
-float dot_iq2_xs(const uint8_t* w, const ActPack& x, int64_t r, int64_t nb) {
-  const int8_t* xq = x.q(r);
-  const float* xd = x.d(r);
-  float sumf = 0.0f;
-  for (int64_t b = 0; b < nb; ++b, w += sizeof(BlockIQ2_XS), xq += kQK_K) {
-    int32_t isum = 0;
-    for (int g8 = 0; g8 < 32; ++g8) {
-      const uint16_t q = load_u16(w + 2 + 2 * g8);
-      const uint64_t g = iq_grids::kGridIQ2XS[q & 511];
-      int32_t s = 0;
-      for (int j = 0; j < 8; ++j) s += iq_sign(q >> 9, j) * int((g >> (8 * j)) & 0xFF) * xq[8 * g8 + j];
-      const uint8_t sc = w[66 + g8 / 4];
-      isum += (2 * ((g8 / 2) % 2 ? sc >> 4 : sc & 0xF) + 1) * s;
     }
     sumf += (f16_to_f32(load_u16(w)) * xd[b]) * static_cast<float>(isum);
   }
@@ -187,20 +164,31 @@ float dot_iq3_xxs(const uint8_t* w, const ActPack& x, int64_t r, int64_t nb) {
   return 0.25f * sumf;
 }
 
-// IQ2_S: IQ2_XS with 10-bit grid indices (qs byte, 2 more bits from qh) and
-// explicit sign bytes; per 32 a scale byte, low nibble for the first 16.
-float dot_iq2_s(const uint8_t* w, const ActPack& x, int64_t r, int64_t nb) {
+// IQ2_XS and IQ2_S (kS): per 8 weights a grid entry and a sign byte; per 32
+// a scale byte, low nibble for the first 16. IQ2_XS: a uint16 per 8, 9-bit
+// grid index | 7 sign bits << 9. IQ2_S: 10-bit indices (qs byte, 2 more bits
+// from qh) and sign bytes stored whole.
+template <bool kS>
+float dot_iq2_xs_family(const uint8_t* w, const ActPack& x, int64_t r, int64_t nb) {
   const int8_t* xq = x.q(r);
   const float* xd = x.d(r);
   float sumf = 0.0f;
-  for (int64_t b = 0; b < nb; ++b, w += sizeof(BlockIQ2_S), xq += kQK_K) {
+  for (int64_t b = 0; b < nb; ++b, w += kS ? sizeof(BlockIQ2_S) : sizeof(BlockIQ2_XS), xq += kQK_K) {
     int32_t isum = 0;
     for (int g8 = 0; g8 < 32; ++g8) {
-      const uint64_t g = iq_grids::kGridIQ2S[w[2 + g8] | (((w[66 + g8 / 4] >> (2 * (g8 % 4))) & 3) << 8)];
-      const uint8_t signs = w[34 + g8];
+      uint64_t g;
+      uint32_t signs;
+      if constexpr (kS) {
+        g = iq_grids::kGridIQ2S[w[2 + g8] | (((w[66 + g8 / 4] >> (2 * (g8 % 4))) & 3) << 8)];
+        signs = w[34 + g8];
+      } else {
+        const uint16_t q = load_u16(w + 2 + 2 * g8);
+        g = iq_grids::kGridIQ2XS[q & 511];
+        signs = iq_sign_byte(q >> 9);
+      }
       int32_t s = 0;
       for (int j = 0; j < 8; ++j) s += ((signs >> j) & 1 ? -1 : 1) * int((g >> (8 * j)) & 0xFF) * xq[8 * g8 + j];
-      const uint8_t sc = w[74 + g8 / 4];
+      const uint8_t sc = w[(kS ? 74 : 66) + g8 / 4];
       isum += (2 * ((g8 / 2) % 2 ? sc >> 4 : sc & 0xF) + 1) * s;
     }
     sumf += (f16_to_f32(load_u16(w)) * xd[b]) * static_cast<float>(isum);
@@ -551,9 +539,9 @@ KernelTable make_table() {
   t.fn[static_cast<int>(DType::kQ3_K)] = gemm<dot_q3_k, kQK_K>;
   t.fn[static_cast<int>(DType::kQ4_K)] = gemm<dot_q4_k, kQK_K>;
   t.fn[static_cast<int>(DType::kIQ2_XXS)] = gemm<dot_iq2_xxs, kQK_K>;
-  t.fn[static_cast<int>(DType::kIQ2_XS)] = gemm<dot_iq2_xs, kQK_K>;
+  t.fn[static_cast<int>(DType::kIQ2_XS)] = gemm<dot_iq2_xs_family<false>, kQK_K>;
   t.fn[static_cast<int>(DType::kIQ3_XXS)] = gemm<dot_iq3_xxs, kQK_K>;
-  t.fn[static_cast<int>(DType::kIQ2_S)] = gemm<dot_iq2_s, kQK_K>;
+  t.fn[static_cast<int>(DType::kIQ2_S)] = gemm<dot_iq2_xs_family<true>, kQK_K>;
   t.fn[static_cast<int>(DType::kIQ3_S)] = gemm<dot_iq3_s, kQK_K>;
   t.fn[static_cast<int>(DType::kIQ1_S)] = gemm<dot_iq1_s, kQK_K>;
   t.fn[static_cast<int>(DType::kIQ1_M)] = gemm<dot_iq1_m, kQK_K>;
