@@ -157,18 +157,18 @@ const KernelTable& kernel_table(CpuIsa isa);
 // used; a prefetch does not fault. Always inlined: GCC counts a prefetch as
 // no side effect, so an out-of-line body of prefetches alone is "const" to it
 // and calls to it are deleted (as happened to kv_attention.cpp's).
-// How far ahead a tile of NR activation rows prefetches blocks of
-// kBlockBytes: tiles of more than 4 rows spend longer per block, and ask
-// for twice the distance.
-template <int NR, size_t kBlockBytes>
-inline constexpr size_t kTileAhead = std::max<size_t>((NR > 4 ? 4 : 2) * kBlockBytes, 4096);
-
 template <size_t kBlockBytes, int kSteps = 1, size_t kAhead = std::max<size_t>(2 * kBlockBytes, 4096)>
 [[gnu::always_inline]] inline void prefetch_step(const uint8_t* block, int step = 0) {
   constexpr size_t kShare = (kBlockBytes / kSteps + 63) / 64 * 64;
   const uintptr_t q = reinterpret_cast<uintptr_t>(block) + kAhead + kShare * static_cast<size_t>(step);
   for (size_t k = 0; k < kShare; k += 64) __builtin_prefetch(reinterpret_cast<const void*>(q + k), 0, 2);
 }
+
+// How far ahead a tile of NR activation rows prefetches blocks of
+// kBlockBytes: tiles of more than 4 rows spend longer per block, and ask
+// for twice the distance.
+template <int NR, size_t kBlockBytes>
+inline constexpr size_t kTileAhead = std::max<size_t>((NR > 4 ? 4 : 2) * kBlockBytes, 4096);
 
 // Offsets inside one packed block of 16 rows (see qgemm_packed.h).
 struct PackedQ4K {
