@@ -216,18 +216,12 @@ struct Q23K {
 // 2*62*127. Scales 2s + 1 per 32 (IQ2_XS, IQ2_S: per 16); the /8 (IQ3_XXS:
 // /4, IQ3_S: none) goes on at the end, as in the scalar kernels.
 template <DType kType>
-struct IQGrid {
+struct IQGrid : IQGridType<kType> {
   static constexpr int kBlock = kQK_K;
   static constexpr int64_t kRows = 1;
   static constexpr int kMaxTile = 4;
-  static constexpr bool kXs = kType == DType::kIQ2_XS, kIQ3 = kType == DType::kIQ3_XXS;
-  static constexpr bool kS2 = kType == DType::kIQ2_S, kS3 = kType == DType::kIQ3_S;
-  static constexpr size_t kBytes = kS3    ? sizeof(BlockIQ3_S)
-                                   : kS2  ? sizeof(BlockIQ2_S)
-                                   : kIQ3 ? sizeof(BlockIQ3_XXS)
-                                   : kXs  ? sizeof(BlockIQ2_XS)
-                                          : sizeof(BlockIQ2_XXS);
-  static constexpr float kFinal = kS3 ? 1.0f : kIQ3 ? 0.25f : 0.125f;
+  using Type = IQGridType<kType>;
+  using Type::kXs, Type::kIQ3, Type::kS2, Type::kS3, Type::kBytes, Type::kFinal;
   // The block's 32 sign bytes (qgemm_lowbit.inc), byte k for group k of 8 weights.
   static __m256i sign_bytes(const uint8_t* w) {
     __m256i s;
