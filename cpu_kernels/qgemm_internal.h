@@ -63,6 +63,7 @@ void gemm_weight_row_groups(const GemmArgs& a) {
 template <class K>
 concept UnpacksGroups = requires(const uint8_t* w, uint8_t* dst) {
   { K::kUnpackedBlockBytes } -> std::convertible_to<size_t>;
+  { K::kMaxUnpackedTile } -> std::convertible_to<int>;
   K::unpack(w, int64_t{1}, dst);
 };
 
@@ -88,8 +89,8 @@ inline uint8_t* thread_scratch(size_t bytes) {
 // Where K unpacks groups (UnpacksGroups) and a chunk has more than two full
 // tiles, K::unpack(w, nb, scratch) runs once per group (streaming it, with
 // the prefetches) and K::template tile_unpacked<NR>(w, scratch, ...) per
-// tile. With two tiles the unpack pass costs more than it saves (AVX2 Q4_K,
-// 8 rows, 2 threads: 11.8 -> 9.5 GB/s).
+// tile of up to K::kMaxUnpackedTile rows. With two tiles the unpack pass
+// costs more than it saves (AVX2 Q4_K, 8 rows, 2 threads: 11.8 -> 9.5 GB/s).
 template <class K>
 void gemm_row_tiles(const GemmArgs& a) {
   constexpr int64_t kChunk = 64;
@@ -98,8 +99,10 @@ void gemm_row_tiles(const GemmArgs& a) {
   for (int64_t rc = a.r_begin; rc < a.r_end; rc += kChunk) {
     const int64_t rce = std::min(a.r_end, rc + kChunk);
     bool unpacked = false;
+    int max_tile = K::kMaxTile;
     if constexpr (UnpacksGroups<K>) {
       unpacked = rce - rc > 2 * K::kMaxTile;
+      if (unpacked) max_tile = K::kMaxUnpackedTile;
       if (unpacked && scratch == nullptr) scratch = thread_scratch(nb * K::kUnpackedBlockBytes);
     }
     for (int64_t o = a.o_begin; o < a.o_end; o += K::kRows) {
@@ -121,7 +124,9 @@ void gemm_row_tiles(const GemmArgs& a) {
         }
       };
       if constexpr (K::kMaxTile >= 8) {
-        for (; r + 8 <= rce; r += 8) tile.template operator()<8>();
+        if (max_tile >= 8) {
+          for (; r + 8 <= rce; r += 8) tile.template operator()<8>();
+        }
       }
       for (; r + 4 <= rce; r += 4) tile.template operator()<4>();
       switch (rce - r) {
