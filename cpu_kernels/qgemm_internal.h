@@ -195,6 +195,13 @@ struct PackedQ8_0 {
 struct PackedQ4_0 {
   static constexpr size_t kD = 0, kQs = 256, kBytes = 2304;
 };
+struct PackedQ2K {
+  static constexpr size_t kD = 0, kDmin = 32, kSc = 64, kQs = 320, kBytes = 1344;
+};
+struct PackedQ3K {
+  static constexpr size_t kD = 0, kSc = 32, kQs = 320, kHm = 1344, kBytes = 1856;
+};
+static_assert(PackedQ2K::kQs == PackedQ3K::kQs, "the Q2_K and Q3_K kernels share the low-bit decoding");
 
 // The packed layout of each packable type.
 template <DType kType>
@@ -205,8 +212,20 @@ template <> struct PackedLayoutOf<DType::kQ6_K> { using type = PackedQ6K; };
 template <> struct PackedLayoutOf<DType::kIQ4_XS> { using type = PackedIQ4XS; };
 template <> struct PackedLayoutOf<DType::kQ8_0> { using type = PackedQ8_0; };
 template <> struct PackedLayoutOf<DType::kQ4_0> { using type = PackedQ4_0; };
+template <> struct PackedLayoutOf<DType::kQ2_K> { using type = PackedQ2K; };
+template <> struct PackedLayoutOf<DType::kQ3_K> { using type = PackedQ3K; };
 template <DType kType>
 using PackedLayout = typename PackedLayoutOf<kType>::type;
+
+// Q2_K/Q3_K: the low 2 bits of quant l (0..15) of 16-element sub-block
+// 2j + u, row `lane`, in the packed block p (kQs as PackedQ2K's and PackedQ3K's).
+inline int packed_q23k_low(const uint8_t* p, int j, int u, int lane, int l) {
+  return (p[PackedQ2K::kQs + 128 * j + 64 * u + 4 * lane + l % 4] >> (2 * (l / 4))) & 3;
+}
+// Q3_K: the hmask bit of that quant.
+inline int packed_q3k_high(const uint8_t* p, int j, int u, int lane, int l) {
+  return (p[PackedQ3K::kHm + 64 * j + 4 * lane + l % 4] >> (4 * u + l / 4)) & 1;
+}
 
 // Quant l (0..31) of row `lane` in one sub-block's nibble array of a packed
 // block (qgemm_packed.h: byte [l / 8][lane][l % 4], low nibble for l % 8 < 4).
@@ -341,6 +360,15 @@ inline uint16_t load_u16(const uint8_t* p) {
 inline uint32_t load_u32(const uint8_t* p) {
   uint32_t v;
   std::memcpy(&v, p, 4);
+  return v;
+}
+
+// The activations' sums of 16 of sub-blocks 2k and 2k + 1 of row r (k = 8 *
+// block + step) as one int32: the int16 pair a SIMD lane multiplies by a
+// pair of per-row values.
+inline int32_t bsum_pair(const ActPack& x, int64_t r, int64_t k) {
+  int32_t v;
+  std::memcpy(&v, x.bsums(r) + 2 * k, 4);
   return v;
 }
 

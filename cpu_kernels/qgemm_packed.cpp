@@ -1,4 +1,4 @@
-// Packing GGUF Q4_K, Q5_K, Q6_K, Q8_0, Q4_0 and IQ4_XS rows into the interleaved layouts of
+// Packing GGUF Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_0, Q4_0 and IQ4_XS rows into the interleaved layouts of
 // qgemm_packed.h and back. Both directions are plain byte moves (no value is
 // requantized).
 
@@ -8,6 +8,7 @@
 #include "cpu_kernels/qgemm_packed.h"
 
 #include <cstring>
+#include <type_traits>
 
 #include "cpu_kernels/qgemm_internal.h"
 #include "runtime/base/check.h"
@@ -18,6 +19,8 @@ namespace {
 
 using qgemm_detail::PackedIQ4XS;
 using qgemm_detail::PackedLayout;
+using qgemm_detail::PackedQ2K;
+using qgemm_detail::PackedQ3K;
 using qgemm_detail::PackedQ4_0;
 using qgemm_detail::PackedQ4K;
 using qgemm_detail::PackedQ5K;
@@ -219,6 +222,76 @@ void unpack_block(const uint8_t* p, int r, BlockIQ4_XS& b) {
   }
 }
 
+// Q2_K and Q3_K: element 32 j + l (l = 16 u + 4 c + t) has its low 2 bits at
+// bits 2 (j % 4) of GGUF qs[32 (j / 4) + l], and Q3_K its hmask bit at bit j
+// of hmask[l]; packed, at bits 2c of qs[j][u][r][t] and bit 4u + c of
+// hm[j][r][t].
+template <class B>
+void pack_q23k_quants(const B& b, int r, uint8_t* p) {
+  for (int j = 0; j < 8; ++j) {
+    for (int l = 0; l < 32; ++l) {
+      const int u = l / 16, c = (l % 16) / 4, t = l % 4;
+      const int q = (b.qs[32 * (j / 4) + l] >> (2 * (j % 4))) & 3;
+      p[PackedQ2K::kQs + 128 * j + 64 * u + 4 * r + t] |= uint8_t(q << (2 * c));
+      if constexpr (std::is_same_v<B, BlockQ3_K>) {
+        p[PackedQ3K::kHm + 64 * j + 4 * r + t] |= uint8_t(((b.hmask[l] >> j) & 1) << (4 * u + c));
+      }
+    }
+  }
+}
+
+template <class B>
+void unpack_q23k_quants(const uint8_t* p, int r, B& b) {
+  std::memset(b.qs, 0, sizeof b.qs);
+  if constexpr (std::is_same_v<B, BlockQ3_K>) std::memset(b.hmask, 0, sizeof b.hmask);
+  for (int j = 0; j < 8; ++j) {
+    for (int l = 0; l < 32; ++l) {
+      const int u = l / 16;
+      b.qs[32 * (j / 4) + l] |= uint8_t(qgemm_detail::packed_q23k_low(p, j, u, r, l % 16) << (2 * (j % 4)));
+      if constexpr (std::is_same_v<B, BlockQ3_K>) {
+        b.hmask[l] |= uint8_t(qgemm_detail::packed_q3k_high(p, j, u, r, l % 16) << j);
+      }
+    }
+  }
+}
+
+// Q2_K: the scale bytes of sub-blocks 2j, 2j + 1 side by side per row.
+void pack_block(const BlockQ2_K& b, int r, uint8_t* p) {
+  std::memcpy(p + PackedQ2K::kD + 2 * r, &b.d, 2);
+  std::memcpy(p + PackedQ2K::kDmin + 2 * r, &b.dmin, 2);
+  for (int s = 0; s < 16; ++s) p[PackedQ2K::kSc + 32 * (s / 2) + 2 * r + (s % 2)] = b.scales[s];
+  pack_q23k_quants(b, r, p);
+}
+
+void unpack_block(const uint8_t* p, int r, BlockQ2_K& b) {
+  std::memcpy(&b.d, p + PackedQ2K::kD + 2 * r, 2);
+  std::memcpy(&b.dmin, p + PackedQ2K::kDmin + 2 * r, 2);
+  for (int s = 0; s < 16; ++s) b.scales[s] = p[PackedQ2K::kSc + 32 * (s / 2) + 2 * r + (s % 2)];
+  unpack_q23k_quants(p, r, b);
+}
+
+// Q3_K: the 6-bit scales (stored + 32) as int8 values - 32.
+void pack_block(const BlockQ3_K& b, int r, uint8_t* p) {
+  std::memcpy(p + PackedQ3K::kD + 2 * r, &b.d, 2);
+  uint32_t sw[4];
+  qgemm_detail::q3k_scale_words(b.scales, sw);
+  uint8_t sc[16];
+  std::memcpy(sc, sw, sizeof sc);
+  for (int s = 0; s < 16; ++s) p[PackedQ3K::kSc + 32 * (s / 2) + 2 * r + (s % 2)] = uint8_t(sc[s] - 32);
+  pack_q23k_quants(b, r, p);
+}
+
+void unpack_block(const uint8_t* p, int r, BlockQ3_K& b) {
+  std::memcpy(&b.d, p + PackedQ3K::kD + 2 * r, 2);
+  std::memset(b.scales, 0, sizeof b.scales);
+  for (int s = 0; s < 16; ++s) {
+    const int v = uint8_t(p[PackedQ3K::kSc + 32 * (s / 2) + 2 * r + (s % 2)] + 32);
+    b.scales[s % 8] |= uint8_t((v & 0xF) << (4 * (s / 8)));
+    b.scales[8 + s % 4] |= uint8_t((v >> 4) << (2 * (s / 4)));
+  }
+  unpack_q23k_quants(p, r, b);
+}
+
 // One type's GGUF block <-> its place in a packed block.
 template <class Block>
 void pack_rows(const uint8_t* src, int64_t nb, int64_t o_begin, int64_t o_end, size_t bytes, uint8_t* out) {
@@ -256,6 +329,8 @@ void unpack_rows(const uint8_t* src, int64_t nb, int64_t o_begin, int64_t o_end,
 template <class F>
 bool with_block_type(DType w, F&& f) {
   switch (w) {
+    case DType::kQ2_K: f.template operator()<BlockQ2_K, PackedLayout<DType::kQ2_K>>(); return true;
+    case DType::kQ3_K: f.template operator()<BlockQ3_K, PackedLayout<DType::kQ3_K>>(); return true;
     case DType::kQ4_K: f.template operator()<BlockQ4_K, PackedLayout<DType::kQ4_K>>(); return true;
     case DType::kQ5_K: f.template operator()<BlockQ5_K, PackedLayout<DType::kQ5_K>>(); return true;
     case DType::kQ6_K: f.template operator()<BlockQ6_K, PackedLayout<DType::kQ6_K>>(); return true;

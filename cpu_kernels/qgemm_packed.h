@@ -46,6 +46,23 @@
 //     pad[32]
 //     qs[8][4][16][4]      the 4-bit indices into the IQ4_NL values as above,
 //                          quant l of sub-block j being element 32 j + l
+//   Q2_K, 1344 bytes per block (exactly the 16 GGUF blocks). Element
+//   32 j + 16 u + 4 c + t (u < 2, c, t < 4) is quant 4 c + t of 16-element
+//   sub-block 2 j + u:
+//     d[16], dmin[16]      f16 of rows 0..15
+//     sc[8][16][2]         GGUF scale byte (scale | min << 4) of sub-blocks
+//                          2j, 2j+1 of row r
+//     qs[8][2][16][4]      byte [j][u][r][t] holds quant 4c + t of sub-block
+//                          2j + u at bits 2c, 2c + 1
+//   Q3_K, 1856 bytes per block (5.5% more than the 16 GGUF blocks: the
+//   scales as bytes, and 32 bytes of padding that align the quants). Its
+//   quants are q = low 2 bits | hmask bit << 2 (0..7), the weight q - 4:
+//     d[16]                f16
+//     sc[8][16][2]         int8 scales (-32..31) of sub-blocks 2j, 2j+1 of row r
+//     pad[32]
+//     qs[8][2][16][4]      the low 2 bits as Q2_K's
+//     hm[8][16][4]         byte [j][r][t] holds the hmask bit of quant 4c + t
+//                          of sub-block 2j + u at bit 4u + c
 // Group g starts at g * nb * (block bytes) (nb = n_in / 256). Packing is
 // exact: the GGUF rows come back bit for bit from qgemm_unpack.
 #pragma once
@@ -61,8 +78,9 @@ namespace strata {
 
 inline constexpr int64_t kPackRows = 16;
 
-// True when a [n_out x n_in] matrix of type w can be packed: Q4_K, Q5_K,
-// Q6_K, Q8_0, Q4_0 or IQ4_XS with n_out a multiple of 16 and n_in of 256.
+// True when a [n_out x n_in] matrix of type w can be packed: Q2_K, Q3_K,
+// Q4_K, Q5_K, Q6_K, Q8_0, Q4_0 or IQ4_XS with n_out a multiple of 16 and n_in
+// of 256.
 bool qgemm_packable(DType w, int64_t n_in, int64_t n_out);
 
 // True when `isa` has a SIMD kernel for packed weights of type w (the scalar

@@ -445,6 +445,39 @@ float packed_dot_k4(const uint8_t* grp, int lane, const ActPack& x, int64_t r, i
   return sumf - summ;
 }
 
+// As dot_q2_k and dot_q3_k (kQ3).
+template <bool kQ3>
+float packed_dot_q23k(const uint8_t* grp, int lane, const ActPack& x, int64_t r, int64_t nb) {
+  using P = std::conditional_t<kQ3, PackedQ3K, PackedQ2K>;
+  const int8_t* xq = x.q(r);
+  const float* xd = x.d(r);
+  const int16_t* xs = x.bsums(r);
+  float sumf = 0.0f, summ = 0.0f;
+  for (int64_t b = 0; b < nb; ++b, xq += kQK_K, xs += 16) {
+    const uint8_t* p = grp + b * P::kBytes;
+    int32_t isum = 0, msum = 0;
+    for (int is = 0; is < 16; ++is) {
+      const int j = is / 2, u = is % 2;
+      int32_t s = 0;
+      for (int l = 0; l < 16; ++l) {
+        int q = packed_q23k_low(p, j, u, lane, l);
+        if constexpr (kQ3) q |= packed_q3k_high(p, j, u, lane, l) << 2;
+        s += q * xq[16 * is + l];
+      }
+      const uint8_t sc = p[P::kSc + 32 * j + 2 * lane + u];
+      if constexpr (kQ3) {
+        isum += static_cast<int8_t>(sc) * (s - 4 * xs[is]);
+      } else {
+        isum += (sc & 0xF) * s;
+        msum += (sc >> 4) * xs[is];
+      }
+    }
+    sumf += (f16_to_f32(load_u16(p + P::kD + 2 * lane)) * xd[b]) * static_cast<float>(isum);
+    if constexpr (!kQ3) summ += (f16_to_f32(load_u16(p + PackedQ2K::kDmin + 2 * lane)) * xd[b]) * static_cast<float>(msum);
+  }
+  return sumf - summ;
+}
+
 // As dot_q6_k.
 float packed_dot_q6_k(const uint8_t* grp, int lane, const ActPack& x, int64_t r, int64_t nb) {
   const int8_t* xq = x.q(r);
@@ -554,6 +587,8 @@ KernelTable make_table() {
   t.fn[static_cast<int>(DType::kF32)] = gemm<dot_f32w, 1>;
   t.fn[static_cast<int>(DType::kF16)] = gemm<dot_f16w, 1>;
   t.fn[static_cast<int>(DType::kBF16)] = gemm<dot_bf16w, 1>;
+  t.packed[static_cast<int>(DType::kQ2_K)] = gemm_packed<packed_dot_q23k<false>>;
+  t.packed[static_cast<int>(DType::kQ3_K)] = gemm_packed<packed_dot_q23k<true>>;
   t.packed[static_cast<int>(DType::kQ4_K)] = gemm_packed<packed_dot_k4<false>>;
   t.packed[static_cast<int>(DType::kQ5_K)] = gemm_packed<packed_dot_k4<true>>;
   t.packed[static_cast<int>(DType::kQ6_K)] = gemm_packed<packed_dot_q6_k>;

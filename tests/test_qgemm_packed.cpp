@@ -1,9 +1,10 @@
-// The packed (rows interleaved by 16) Q4_K, Q5_K, Q6_K, Q8_0, Q4_0 and IQ4_XS layouts: packing round-trips bit
-// for bit, the scalar packed kernel equals the GGUF scalar kernel bit for
-// bit, every SIMD packed kernel this CPU runs (AVX2, AVX-512 with and
-// without VNNI) matches it up to the float accumulation order and is range-
-// and batch-invariant, and the fused SwiGLU on packed weights equals
-// silu(gate) * up of the packed products.
+// The packed (rows interleaved by 16) Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_0,
+// Q4_0 and IQ4_XS layouts: packing round-trips bit for bit, the scalar
+// packed kernel equals the GGUF scalar kernel bit for bit, every SIMD packed
+// kernel this CPU runs (AVX2, AVX-512 with and without VNNI) matches it up
+// to the float accumulation order and is range- and batch-invariant, and the
+// fused SwiGLU on packed weights equals silu(gate) * up of the packed
+// products.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -81,7 +82,9 @@ TEST_P(QgemmPacked, PackingRoundTripsExactly) {
       const std::vector<uint8_t> w = make_w(kT, n_in, n_out, 31 + n_in, raw);
       const std::vector<uint8_t> p = packed_of(kT, w, n_in, n_out);
       EXPECT_EQ(p.size(), size_t(n_out / 16) * size_t(n_in / 256) *
-                              (kT == DType::kQ4_K    ? 2368
+                              (kT == DType::kQ2_K    ? 1344
+                               : kT == DType::kQ3_K  ? 1856
+                               : kT == DType::kQ4_K  ? 2368
                                : kT == DType::kQ5_K  ? 2880
                                : kT == DType::kQ6_K  ? 3360
                                : kT == DType::kQ8_0  ? 4352
@@ -236,8 +239,8 @@ TEST_P(QgemmPacked, FusedSwigluEqualsSeparateProducts) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, QgemmPacked,
-                         ::testing::Values(DType::kQ4_K, DType::kQ5_K, DType::kQ6_K, DType::kQ8_0, DType::kQ4_0,
-                                           DType::kIQ4_XS),
+                         ::testing::Values(DType::kQ2_K, DType::kQ3_K, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K,
+                                           DType::kQ8_0, DType::kQ4_0, DType::kIQ4_XS),
                          [](const ::testing::TestParamInfo<DType>& i) { return std::string(dtype_name(i.param)); });
 
 }  // namespace
