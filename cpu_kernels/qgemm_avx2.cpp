@@ -499,8 +499,17 @@ struct LoadBF16 {
   }
 };
 
-template <class L, int MW, int NR>
-void float_tile(const uint8_t* const* wr, const ActPack& x, int64_t r0, int64_t n, float* out, int64_t stride) {
+template <class L>
+struct FloatTiles {
+  static constexpr int kMaxTile = 2;
+  template <int MW, int NR, bool kAhead>
+  static void tile(const uint8_t* const* wr, const ActPack& x, int64_t r0, int64_t n, float* out, int64_t stride);
+};
+
+template <class L>
+template <int MW, int NR, bool kAhead>
+void FloatTiles<L>::tile(const uint8_t* const* wr, const ActPack& x, int64_t r0, int64_t n, float* out,
+                         int64_t stride) {
   __m256 acc[MW][NR];
   for (int m = 0; m < MW; ++m)
     for (int i = 0; i < NR; ++i) acc[m][i] = _mm256_setzero_ps();
@@ -520,6 +529,7 @@ void float_tile(const uint8_t* const* wr, const ActPack& x, int64_t r0, int64_t 
   }
   int64_t e = 0;
   for (; e + 8 <= n; e += 8) {
+    if constexpr (kAhead) prefetch_rows<MW>(wr, static_cast<size_t>(L::kBytes * e));
     const uint8_t* wp[MW];
     const uint8_t* xp[NR];
     for (int m = 0; m < MW; ++m) wp[m] = wr[m] + L::kBytes * e;
@@ -538,25 +548,9 @@ void float_tile(const uint8_t* const* wr, const ActPack& x, int64_t r0, int64_t 
     for (int i = 0; i < NR; ++i) out[m + i * stride] = hsum(acc[m][i]);
 }
 
-template <class L, int MW>
-void float_rows(const uint8_t* const* wr, const ActPack& x, int64_t r, int64_t rce, int64_t n, float* out,
-                int64_t stride) {
-  for (; r + 2 <= rce; r += 2, out += 2 * stride) float_tile<L, MW, 2>(wr, x, r, n, out, stride);
-  if (r < rce) float_tile<L, MW, 1>(wr, x, r, n, out, stride);
-}
-
-template <class L>
-struct FloatRows {
-  template <int MW>
-  static void run(const uint8_t* const* wr, const ActPack& x, int64_t r, int64_t rce, int64_t n, float* out,
-                  int64_t stride) {
-    float_rows<L, MW>(wr, x, r, rce, n, out, stride);
-  }
-};
-
 template <class L>
 void gemm_float(const GemmArgs& a) {
-  gemm_weight_row_groups<FloatRows<L>>(a);
+  gemm_weight_row_groups<FloatTiles<L>>(a);
 }
 
 }  // namespace

@@ -11,44 +11,29 @@
 namespace strata::qgemm_detail {
 namespace {
 
-template <int MW, int NR>
-void tile(const uint8_t* const* wr, const ActPack& x, int64_t r0, int64_t n, float* out, int64_t stride) {
-  __m512 acc[MW][NR];
-  for (int m = 0; m < MW; ++m)
-    for (int i = 0; i < NR; ++i) acc[m][i] = _mm512_setzero_ps();
-  for (int64_t e = 0; e < n; e += 32) {
-    const __mmask32 k = n - e >= 32 ? 0xFFFFFFFFu : static_cast<__mmask32>((1u << (n - e)) - 1);
-    __m512bh xv[NR];
-    for (int i = 0; i < NR; ++i) xv[i] = (__m512bh)_mm512_maskz_loadu_epi16(k, x.bf16(r0 + i) + e);
-    for (int m = 0; m < MW; ++m) {
-      const __m512bh wv = (__m512bh)_mm512_maskz_loadu_epi16(k, wr[m] + 2 * e);
-      for (int i = 0; i < NR; ++i) acc[m][i] = _mm512_dpbf16_ps(acc[m][i], wv, xv[i]);
+struct Bf16Tiles {
+  static constexpr int kMaxTile = 4;
+  template <int MW, int NR, bool kAhead>
+  static void tile(const uint8_t* const* wr, const ActPack& x, int64_t r0, int64_t n, float* out, int64_t stride) {
+    __m512 acc[MW][NR];
+    for (int m = 0; m < MW; ++m)
+      for (int i = 0; i < NR; ++i) acc[m][i] = _mm512_setzero_ps();
+    for (int64_t e = 0; e < n; e += 32) {
+      if constexpr (kAhead) prefetch_rows<MW>(wr, static_cast<size_t>(2 * e));
+      const __mmask32 k = n - e >= 32 ? 0xFFFFFFFFu : static_cast<__mmask32>((1u << (n - e)) - 1);
+      __m512bh xv[NR];
+      for (int i = 0; i < NR; ++i) xv[i] = (__m512bh)_mm512_maskz_loadu_epi16(k, x.bf16(r0 + i) + e);
+      for (int m = 0; m < MW; ++m) {
+        const __m512bh wv = (__m512bh)_mm512_maskz_loadu_epi16(k, wr[m] + 2 * e);
+        for (int i = 0; i < NR; ++i) acc[m][i] = _mm512_dpbf16_ps(acc[m][i], wv, xv[i]);
+      }
     }
-  }
-  for (int m = 0; m < MW; ++m)
-    for (int i = 0; i < NR; ++i) out[m + i * stride] = _mm512_reduce_add_ps(acc[m][i]);
-}
-
-template <int MW>
-void rows(const uint8_t* const* wr, const ActPack& x, int64_t r, int64_t rce, int64_t n, float* out, int64_t stride) {
-  for (; r + 4 <= rce; r += 4, out += 4 * stride) tile<MW, 4>(wr, x, r, n, out, stride);
-  switch (rce - r) {
-    case 3: tile<MW, 3>(wr, x, r, n, out, stride); break;
-    case 2: tile<MW, 2>(wr, x, r, n, out, stride); break;
-    case 1: tile<MW, 1>(wr, x, r, n, out, stride); break;
-    default: break;
-  }
-}
-
-struct Bf16Rows {
-  template <int MW>
-  static void run(const uint8_t* const* wr, const ActPack& x, int64_t r, int64_t rce, int64_t n, float* out,
-                  int64_t stride) {
-    rows<MW>(wr, x, r, rce, n, out, stride);
+    for (int m = 0; m < MW; ++m)
+      for (int i = 0; i < NR; ++i) out[m + i * stride] = _mm512_reduce_add_ps(acc[m][i]);
   }
 };
 
-void gemm_bf16(const GemmArgs& a) { gemm_weight_row_groups<Bf16Rows>(a); }
+void gemm_bf16(const GemmArgs& a) { gemm_weight_row_groups<Bf16Tiles>(a); }
 
 }  // namespace
 

@@ -31,12 +31,50 @@ struct GemmArgs {
 };
 using GemmFn = void (*)(const GemmArgs&);
 
+// Software prefetch for the float-weight tiles: weight rows wr[0..MW) from
+// byte `at`, kFloatRowAhead bytes on (the rows stream side by side, so each
+// asks for its own line). Always inlined, as prefetch_step below.
+inline constexpr size_t kFloatRowAhead = 1024;
+template <int MW>
+[[gnu::always_inline]] inline void prefetch_rows(const uint8_t* const* wr, size_t at) {
+  for (int m = 0; m < MW; ++m) __builtin_prefetch(wr[m] + at + kFloatRowAhead, 0, 2);
+}
+
 // The loop the float-weight GEMMs of every SIMD path share: 64 activation
 // rows at a time, then weight rows in groups of four (a short last group
-// repeats its last row pointer; only MW outputs are written).
-// Rows::template run<MW>(wr, x, r_begin, r_end, n_in, out, y_stride)
-// computes one group over the chunk's rows.
-template <class Rows>
+// repeats its last row pointer; only MW outputs are written) against tiles
+// of T::kMaxTile activation rows and a last one of fewer:
+//   T::template tile<MW, NR, kAhead>(wr, x, r0, n_in, out, y_stride)
+// The first tile of a group streams its weights and prefetches them
+// (kAhead: prefetch_rows each step); the rest find them in cache. BF16
+// 7168x2048 from DRAM, AVX-512 BF16, 2 threads: 1 row 34.0-35.7 -> 39.1-39.5
+// GB/s, 4 rows 18.1-18.3 -> 33.7-36.5, 8 rows 15.2-15.5 -> 26.8-27.0.
+template <class T, int MW>
+void float_group_tiles(const uint8_t* const* wr, const ActPack& x, int64_t rc, int64_t rce, int64_t n, float* out,
+                       int64_t stride) {
+  int64_t r = rc;
+  const auto tile = [&]<int NR>() {
+    float* o = out + (r - rc) * stride;
+    if (r == rc) {
+      T::template tile<MW, NR, true>(wr, x, r, n, o, stride);
+    } else {
+      T::template tile<MW, NR, false>(wr, x, r, n, o, stride);
+    }
+  };
+  for (; r + T::kMaxTile <= rce; r += T::kMaxTile) tile.template operator()<T::kMaxTile>();
+  switch (rce - r) {
+    case 3:
+      if constexpr (T::kMaxTile > 3) tile.template operator()<3>();
+      break;
+    case 2:
+      if constexpr (T::kMaxTile > 2) tile.template operator()<2>();
+      break;
+    case 1: tile.template operator()<1>(); break;
+    default: break;
+  }
+}
+
+template <class T>
 void gemm_weight_row_groups(const GemmArgs& a) {
   constexpr int64_t kChunk = 64;
   for (int64_t rc = a.r_begin; rc < a.r_end; rc += kChunk) {
@@ -48,10 +86,10 @@ void gemm_weight_row_groups(const GemmArgs& a) {
       for (int m = 0; m < 4; ++m) wr[m] = a.w + static_cast<size_t>(o + std::min(m, mw - 1)) * a.row_bytes;
       float* out = yc + (o - a.o_begin);
       switch (mw) {
-        case 4: Rows::template run<4>(wr, *a.x, rc, rce, a.n_in, out, a.y_stride); break;
-        case 3: Rows::template run<3>(wr, *a.x, rc, rce, a.n_in, out, a.y_stride); break;
-        case 2: Rows::template run<2>(wr, *a.x, rc, rce, a.n_in, out, a.y_stride); break;
-        default: Rows::template run<1>(wr, *a.x, rc, rce, a.n_in, out, a.y_stride); break;
+        case 4: float_group_tiles<T, 4>(wr, *a.x, rc, rce, a.n_in, out, a.y_stride); break;
+        case 3: float_group_tiles<T, 3>(wr, *a.x, rc, rce, a.n_in, out, a.y_stride); break;
+        case 2: float_group_tiles<T, 2>(wr, *a.x, rc, rce, a.n_in, out, a.y_stride); break;
+        default: float_group_tiles<T, 1>(wr, *a.x, rc, rce, a.n_in, out, a.y_stride); break;
       }
     }
   }

@@ -473,7 +473,9 @@ float packed_dot_q23k(const uint8_t* grp, int lane, const ActPack& x, int64_t r,
       }
     }
     sumf += (f16_to_f32(load_u16(p + P::kD + 2 * lane)) * xd[b]) * static_cast<float>(isum);
-    if constexpr (!kQ3) summ += (f16_to_f32(load_u16(p + PackedQ2K::kDmin + 2 * lane)) * xd[b]) * static_cast<float>(msum);
+    if constexpr (!kQ3) {
+      summ += (f16_to_f32(load_u16(p + PackedQ2K::kDmin + 2 * lane)) * xd[b]) * static_cast<float>(msum);
+    }
   }
   return sumf - summ;
 }
