@@ -209,6 +209,21 @@ struct Q23K {
   }
 };
 
+// One decoded block of an i-quant (IQGrid, IQ1) against the rows of a tile:
+// per chunk c of 32 weights the unsigned magnitudes u[c], a vector whose
+// bytes carry the weights' signs (vpsignb puts them on the activations) and
+// the int16 scales sc[c]; acc[i] gains d * x.d * the scaled integer sum.
+template <int NR>
+inline void iq_block_rows(const __m256i (&u)[8], const __m256i (&sg)[8], const __m256i (&sc)[8], float d,
+                          const ActPack& x, int64_t r0, int64_t b, __m256 (&acc)[NR]) {
+  for (int i = 0; i < NR; ++i) {
+    const int8_t* xq = x.q(r0 + i) + b * kQK_K;
+    __m256i s = _mm256_setzero_si256();
+    for (int c = 0; c < 8; ++c) s = dot_scaled(s, u[c], _mm256_sign_epi8(loadu(xq + 32 * c), sg[c]), sc[c]);
+    acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(d * x.d(r0 + i)[b]), acc[i]);
+  }
+}
+
 // The codebook i-quants IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS and IQ3_S (kType),
 // per 32 weights (chunk c): the grid entries by one gather (4 entries of 8,
 // or 8 of 4, unsigned magnitudes <= 62), the 4 sign bytes spread into a +-1
@@ -297,13 +312,7 @@ struct IQGrid : IQGridType<kType> {
       __m256i g[8], sg[8], sc[8];
       const __m256i sb = sign_bytes(w);
       for (int c = 0; c < 8; ++c) decode(w, c, &g[c], &sc[c]), sg[c] = sign_vector(sb, c);
-      const float d = half_to_float(w);
-      for (int i = 0; i < NR; ++i) {
-        const int8_t* xq = x.q(r0 + i) + b * kQK_K;
-        __m256i s = _mm256_setzero_si256();
-        for (int c = 0; c < 8; ++c) s = dot_scaled(s, g[c], _mm256_sign_epi8(loadu(xq + 32 * c), sg[c]), sc[c]);
-        acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(d * x.d(r0 + i)[b]), acc[i]);
-      }
+      iq_block_rows<NR>(g, sg, sc, half_to_float(w), x, r0, b, acc);
     }
     for (int i = 0; i < NR; ++i) out[i * stride] = kFinal * hsum(acc[i]);
   }
@@ -355,13 +364,8 @@ struct IQ1 {
       if constexpr (kAhead) prefetch_step<kBytes>(w);
       __m256i q[8], u[8], sc[8];
       for (int c = 0; c < 8; ++c) decode(w, c, &q[c], &sc[c]), u[c] = _mm256_abs_epi8(q[c]);
-      const float d = kM ? _cvtsh_ss(iq1m_d_bits(w + 48)) : half_to_float(w);
-      for (int i = 0; i < NR; ++i) {
-        const int8_t* xq = x.q(r0 + i) + b * kQK_K;
-        __m256i s = _mm256_setzero_si256();
-        for (int c = 0; c < 8; ++c) s = dot_scaled(s, u[c], _mm256_sign_epi8(loadu(xq + 32 * c), q[c]), sc[c]);
-        acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(d * x.d(r0 + i)[b]), acc[i]);
-      }
+      // q's own signs go on the activations (q is odd, never 0).
+      iq_block_rows<NR>(u, q, sc, kM ? _cvtsh_ss(iq1m_d_bits(w + 48)) : half_to_float(w), x, r0, b, acc);
     }
     for (int i = 0; i < NR; ++i) out[i * stride] = 0.125f * hsum(acc[i]);
   }

@@ -115,8 +115,10 @@ float dot_q3_k(const uint8_t* w, const ActPack& x, int64_t r, int64_t nb) {
 // is a grid entry of unsigned magnitudes times the signs of its sign byte,
 // scaled per 32 (IQ2_XS: per 16) by d * (2s + 1) / 8 (IQ3_XXS: / 4). The
 // sign byte is 7 stored bits and an 8th that makes the negatives even.
+// sign_of(byte, j): the sign of weight j of a group (bit j set: negative).
 uint32_t iq_sign_byte(uint32_t s7) { return s7 | ((std::popcount(s7) & 1u) << 7); }
-int iq_sign(uint32_t s7, int j) { return (iq_sign_byte(s7) >> j) & 1 ? -1 : 1; }
+int sign_of(uint32_t byte, int j) { return (byte >> j) & 1 ? -1 : 1; }
+int iq_sign(uint32_t s7, int j) { return sign_of(iq_sign_byte(s7), j); }
 
 // IQ2_XXS: per 32 weights two uint32, the first 4 grid indices (bytes), the
 // second 4 x 7 sign bits and the 4-bit scale on top.
@@ -187,7 +189,7 @@ float dot_iq2_xs_family(const uint8_t* w, const ActPack& x, int64_t r, int64_t n
         signs = iq_sign_byte(q >> 9);
       }
       int32_t s = 0;
-      for (int j = 0; j < 8; ++j) s += ((signs >> j) & 1 ? -1 : 1) * int((g >> (8 * j)) & 0xFF) * xq[8 * g8 + j];
+      for (int j = 0; j < 8; ++j) s += sign_of(signs, j) * int((g >> (8 * j)) & 0xFF) * xq[8 * g8 + j];
       const uint8_t sc = w[(kS ? 74 : 66) + g8 / 4];
       isum += (2 * ((g8 / 2) % 2 ? sc >> 4 : sc & 0xF) + 1) * s;
     }
@@ -210,8 +212,7 @@ float dot_iq3_s(const uint8_t* w, const ActPack& x, int64_t r, int64_t nb) {
       int32_t s = 0;
       for (int e = 0; e < 32; ++e) {
         const uint32_t g = iq_grids::kGridIQ3S[w[2 + 8 * ib + e / 4] | (((qh >> (e / 4)) & 1) << 8)];
-        const int sign = (w[74 + 4 * ib + e / 8] >> (e % 8)) & 1 ? -1 : 1;
-        s += sign * int((g >> (8 * (e % 4))) & 0xFF) * xq[32 * ib + e];
+        s += sign_of(w[74 + 4 * ib + e / 8], e % 8) * int((g >> (8 * (e % 4))) & 0xFF) * xq[32 * ib + e];
       }
       isum += (2 * ((w[106 + ib / 2] >> (4 * (ib % 2))) & 0xF) + 1) * s;
     }
