@@ -19,33 +19,20 @@ struct Bf16Tiles {
     const uint16_t* xr[NR];
 #pragma GCC unroll 8
     for (int i = 0; i < NR; ++i) xr[i] = x.bf16(r0 + i);
-    const auto run = [&]<int R>(int i0, int64_t e0, int64_t e1, __m512(&acc)[MW][R]) {
-      __m512 a[MW][R];
+    const auto step = [&]<int R>(int i0, int64_t e, int64_t count, __m512(&a)[MW][R]) {
+      const __mmask32 k = count >= 32 ? 0xFFFFFFFFu : static_cast<__mmask32>((1u << count) - 1);
+      if constexpr (kAhead) prefetch_rows<MW>(wr, static_cast<size_t>(2 * e));
+      __m512bh xv[R];
 #pragma GCC unroll 4
-      for (int m = 0; m < MW; ++m)
+      for (int i = 0; i < R; ++i) xv[i] = (__m512bh)_mm512_maskz_loadu_epi16(k, xr[i0 + i] + e);
 #pragma GCC unroll 4
-        for (int i = 0; i < R; ++i) a[m][i] = acc[m][i];
-      const auto step = [&](int64_t e, __mmask32 k) {
-        if constexpr (kAhead) prefetch_rows<MW>(wr, static_cast<size_t>(2 * e));
-        __m512bh xv[R];
+      for (int m = 0; m < MW; ++m) {
+        const __m512bh wv = (__m512bh)_mm512_maskz_loadu_epi16(k, wr[m] + 2 * e);
 #pragma GCC unroll 4
-        for (int i = 0; i < R; ++i) xv[i] = (__m512bh)_mm512_maskz_loadu_epi16(k, xr[i0 + i] + e);
-#pragma GCC unroll 4
-        for (int m = 0; m < MW; ++m) {
-          const __m512bh wv = (__m512bh)_mm512_maskz_loadu_epi16(k, wr[m] + 2 * e);
-#pragma GCC unroll 4
-          for (int i = 0; i < R; ++i) a[m][i] = _mm512_dpbf16_ps(a[m][i], wv, xv[i]);
-        }
-      };
-      int64_t e = e0;
-      for (; e + 32 <= e1; e += 32) step(e, 0xFFFFFFFFu);
-      if (e < e1) step(e, static_cast<__mmask32>((1u << (e1 - e)) - 1));
-#pragma GCC unroll 4
-      for (int m = 0; m < MW; ++m)
-#pragma GCC unroll 4
-        for (int i = 0; i < R; ++i) acc[m][i] = a[m][i];
+        for (int i = 0; i < R; ++i) a[m][i] = _mm512_dpbf16_ps(a[m][i], wv, xv[i]);
+      }
     };
-    float_tile_passes<MW, NR, __m512>(n, run, [](__m512 v) { return _mm512_reduce_add_ps(v); }, out, stride);
+    float_tile_passes<MW, NR, 32, __m512>(n, step, [](__m512 v) { return _mm512_reduce_add_ps(v); }, out, stride);
   }
 };
 

@@ -42,18 +42,36 @@ template <int MW>
 
 // One float-weight tile of NR activation rows for kernels whose MW x NR
 // accumulators fit in registers only up to 4 rows (AVX-512: 16 of 32).
-//   run.template operator()<R>(i0, e0, e1, acc)
-// adds weight rows . activation rows i0..i0+R over elements [e0, e1) to
-// acc[MW][R] (kept in registers inside); sum(acc) reduces one. More than 4
-// rows go in two passes, of 4 and NR - 4 rows, segment by segment, so the
-// second finds the weights in L1 while the first streams them in; with the
-// second pass over whole rows it read them back from L2 after the stream had
-// paused (BF16 7168x2048 from DRAM, 8 rows, 2 threads: 32.7-33.3 -> 34.0-35.5
-// GB/s; segments of 256 elements 29.7-30.6, of 512 33.7-34.7, of 1024 33.9-34.6).
+//   step.template operator()<R>(i0, e, count, a)
+// adds weight rows . activation rows i0..i0+R over elements [e, e + count)
+// to a[MW][R]; count is kStep but for the last step; sum(a) reduces one
+// accumulator. The accumulators go to step by reference, not captured: in
+// registers only so (with the small loops under `#pragma GCC unroll`; GCC 12
+// at -O3 unrolled them late and stored all 16 to the stack every step).
+// More than 4 rows go in two passes, of 4 and NR - 4 rows, segment by
+// segment, so the second finds the weights in L1 while the first streams
+// them in; with the second pass over whole rows it read them back from L2
+// after the stream had paused (BF16 7168x2048 from DRAM, 8 rows, 2 threads:
+// 32.7-33.3 -> 34.0-35.5 GB/s; segments of 256 elements 29.7-30.6, of 512
+// 33.7-34.7, of 1024 33.9-34.6).
 inline constexpr int64_t kFloatSegment = 1024;
-template <int MW, int NR, class Acc, class Run, class Sum>
-[[gnu::always_inline]] inline void float_tile_passes(int64_t n, const Run& run, const Sum& sum, float* out,
+template <int MW, int NR, int kStep, class Acc, class Step, class Sum>
+[[gnu::always_inline]] inline void float_tile_passes(int64_t n, const Step& step, const Sum& sum, float* out,
                                                      int64_t stride) {
+  const auto run = [&]<int R>(int i0, int64_t e0, int64_t e1, Acc(&acc)[MW][R]) {
+    Acc a[MW][R];
+#pragma GCC unroll 4
+    for (int m = 0; m < MW; ++m)
+#pragma GCC unroll 4
+      for (int i = 0; i < R; ++i) a[m][i] = acc[m][i];
+    int64_t e = e0;
+    for (; e + kStep <= e1; e += kStep) step.template operator()<R>(i0, e, kStep, a);
+    if (e < e1) step.template operator()<R>(i0, e, e1 - e, a);
+#pragma GCC unroll 4
+    for (int m = 0; m < MW; ++m)
+#pragma GCC unroll 4
+      for (int i = 0; i < R; ++i) acc[m][i] = a[m][i];
+  };
   const auto store = [&]<int R>(const Acc(&acc)[MW][R], float* o) {
 #pragma GCC unroll 4
     for (int m = 0; m < MW; ++m)
