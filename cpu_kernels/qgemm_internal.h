@@ -52,7 +52,7 @@ template <int MW>
 // segment, so the second finds the weights in L1 while the first streams
 // them in; with the second pass over whole rows it read them back from L2
 // after the stream had paused (BF16 7168x2048 from DRAM, 8 rows, 2 threads:
-// 32.7-33.3 -> 34.0-35.5 GB/s; segments of 256 elements 29.7-30.6, of 512
+// 32.7-33.6 -> 34.2-35.5 GB/s; segments of 256 elements 29.7-30.6, of 512
 // 33.7-34.7, of 1024 33.9-34.6).
 inline constexpr int64_t kFloatSegment = 1024;
 template <int MW, int NR, int kStep, class Acc, class Step, class Sum>
@@ -94,6 +94,30 @@ template <int MW, int NR, int kStep, class Acc, class Step, class Sum>
   }
 }
 
+// The activation-row tiling of both loops below, over rows [r, rce): tiles
+// of 8 where kMax is 8 and max_tile allows, then of min(kMax, 4), then one
+// of the 1-3 rows left; tile.template operator()<NR>(r0) runs each.
+template <int kMax, class F>
+[[gnu::always_inline]] inline void row_tiles(int64_t r, int64_t rce, int max_tile, const F& tile) {
+  if constexpr (kMax >= 8) {
+    if (max_tile >= 8) {
+      for (; r + 8 <= rce; r += 8) tile.template operator()<8>(r);
+    }
+  }
+  constexpr int kTile = std::min(kMax, 4);
+  for (; r + kTile <= rce; r += kTile) tile.template operator()<kTile>(r);
+  switch (rce - r) {
+    case 3:
+      if constexpr (kTile > 3) tile.template operator()<3>(r);
+      break;
+    case 2:
+      if constexpr (kTile > 2) tile.template operator()<2>(r);
+      break;
+    case 1: tile.template operator()<1>(r); break;
+    default: break;
+  }
+}
+
 // The loop the float-weight GEMMs of every SIMD path share: 64 activation
 // rows at a time, then weight rows in groups of four (a short last group
 // repeats its last row pointer; only MW outputs are written) against tiles
@@ -107,30 +131,14 @@ template <int MW, int NR, int kStep, class Acc, class Step, class Sum>
 template <class T, int MW>
 void float_group_tiles(const uint8_t* const* wr, const ActPack& x, int64_t rc, int64_t rce, int64_t n, float* out,
                        int64_t stride) {
-  int64_t r = rc;
-  const auto tile = [&]<int NR>() {
+  row_tiles<T::kMaxTile>(rc, rce, T::kMaxTile, [&]<int NR>(int64_t r) {
     float* o = out + (r - rc) * stride;
     if (r == rc) {
       T::template tile<MW, NR, true>(wr, x, r, n, o, stride);
     } else {
       T::template tile<MW, NR, false>(wr, x, r, n, o, stride);
     }
-  };
-  if constexpr (T::kMaxTile >= 8) {
-    for (; r + 8 <= rce; r += 8) tile.template operator()<8>();
-  }
-  constexpr int kTile = std::min(T::kMaxTile, 4);
-  for (; r + kTile <= rce; r += kTile) tile.template operator()<kTile>();
-  switch (rce - r) {
-    case 3:
-      if constexpr (kTile > 3) tile.template operator()<3>();
-      break;
-    case 2:
-      if constexpr (kTile > 2) tile.template operator()<2>();
-      break;
-    case 1: tile.template operator()<1>(); break;
-    default: break;
-  }
+  });
 }
 
 template <class T>
@@ -205,11 +213,10 @@ void gemm_row_tiles(const GemmArgs& a) {
     for (int64_t o = a.o_begin; o < a.o_end; o += K::kRows) {
       const uint8_t* w = a.w + static_cast<size_t>(o / K::kRows) * a.row_bytes;
       float* yo = a.y + (o - a.o_begin);
-      int64_t r = rc;
       if constexpr (UnpacksGroups<K>) {
         if (unpacked) K::unpack(w, nb, scratch);
       }
-      const auto tile = [&]<int NR>() {
+      row_tiles<K::kMaxTile>(rc, rce, max_tile, [&]<int NR>(int64_t r) {
         float* out = yo + (r - a.r_begin) * a.y_stride;
         if constexpr (UnpacksGroups<K>) {
           if (unpacked) return K::template tile_unpacked<NR>(w, scratch, *a.x, r, nb, out, a.y_stride);
@@ -219,19 +226,7 @@ void gemm_row_tiles(const GemmArgs& a) {
         } else {
           K::template tile<NR, false>(w, *a.x, r, nb, out, a.y_stride);
         }
-      };
-      if constexpr (K::kMaxTile >= 8) {
-        if (max_tile >= 8) {
-          for (; r + 8 <= rce; r += 8) tile.template operator()<8>();
-        }
-      }
-      for (; r + 4 <= rce; r += 4) tile.template operator()<4>();
-      switch (rce - r) {
-        case 3: tile.template operator()<3>(); break;
-        case 2: tile.template operator()<2>(); break;
-        case 1: tile.template operator()<1>(); break;
-        default: break;
-      }
+      });
     }
   }
 }
