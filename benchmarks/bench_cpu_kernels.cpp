@@ -4,10 +4,11 @@
 //     expert-shaped products with R = 1..8 activation rows, cycling over
 //     enough distinct weight copies (>= STRATA_BENCH_WEIGHT_GIB, default 1
 //     GiB) that every iteration reads its weights from DRAM. Counters: GB/s
-//     of weight bytes; pct_probe, the share of the all-threads DRAM read
-//     probe measured at start-up in this process; roofline_GB/s, the lower of
-//     that probe and T times the kernel's one-thread compute bound (below),
-//     and pct_roofline, the share of it.
+//     of weight bytes; probe_GB/s, a DRAM read probe on the same T threads
+//     right after the timed loop (AdjacentProbe); pct_probe, the share of
+//     it; roofline_GB/s, the lower of that probe and T times the kernel's
+//     one-thread compute bound (below), and pct_roofline, the share of it.
+//     The start-up probe (all threads, and one) is in the JSON context.
 //   peak/<type>/<path>/rows:R
 //     the same kernel on one cache-resident matrix (one thread): the compute
 //     bound, in the same GB/s-of-weights units, so the roofline of a decode
@@ -50,6 +51,7 @@
 #include "cpu_kernels/qgemm.h"
 #include "cpu_kernels/qgemm_internal.h"
 #include "cpu_kernels/qgemm_packed.h"
+#include "cpu_kernels/read_loops.h"
 #include "runtime/base/half.h"
 #include "runtime/base/rng.h"
 #include "runtime/eval/bandwidth_probe.h"
@@ -59,6 +61,7 @@ namespace {
 
 double g_probe_gbps = 0;       // all threads
 double g_probe_gbps_1t = 0;    // one thread
+std::string g_probe_loop;      // the read loop the start-up probe found fastest
 
 int hw_threads() { return static_cast<int>(std::max(1u, std::thread::hardware_concurrency())); }
 
@@ -109,6 +112,68 @@ class Team {
   std::atomic<int> done_{0};
   std::atomic<bool> stop_{false};
   const std::function<void(int)>* job_ = nullptr;
+};
+
+// ---- the read probe again beside each decode benchmark: on a shared machine
+// the bandwidth moves for minutes at a time (a 2-core Zen 5 VM read 43-50 or
+// 72-81 GB/s, switching during one run), so a share of the start-up probe
+// alone could pass 100% or hide a loss. After the timed loop, the same
+// threads read a 1 GiB buffer with the start-up probe's fastest loop.
+class AdjacentProbe {
+ public:
+  static constexpr uint64_t kBytes = uint64_t(1) << 30;
+  static constexpr int kPasses = 3;
+
+  // The median GB/s of kPasses reads of the buffer by `threads` threads
+  // (team: null for one).
+  double measure(Team* team) {
+    const int n = team ? team->size() : 1;
+    if (!buf_) {
+      buf_.reset(static_cast<uint64_t*>(std::aligned_alloc(4096, kBytes)));
+      if (!buf_) {
+        std::fprintf(stderr, "bench_cpu_kernels: cannot allocate the %llu-byte probe buffer\n",
+                     static_cast<unsigned long long>(kBytes));
+        std::exit(1);
+      }
+      run(team, n, [](uint64_t* w, uint64_t b, uint64_t e) {
+        for (uint64_t i = b; i < e; ++i) w[i] = i;
+      });
+      for (const ReadLoop& l : read_loops()) {
+        if (g_probe_loop == l.name) loop_ = l.sum;
+      }
+      if (!loop_) loop_ = read_loops().front().sum;
+    }
+    std::vector<double> gbps;
+    for (int pass = 0; pass < kPasses; ++pass) {
+      const auto t0 = std::chrono::steady_clock::now();
+      run(team, n, [&](uint64_t* w, uint64_t b, uint64_t e) { sink_ += loop_(w + b, e - b); });
+      const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      gbps.push_back(static_cast<double>(kBytes) / sec / 1e9);
+    }
+    std::sort(gbps.begin(), gbps.end());
+    return gbps[kPasses / 2];
+  }
+
+ private:
+  struct FreeDeleter {
+    void operator()(void* p) const { std::free(p); }
+  };
+  // f(buffer, begin, end) on member t's slice of whole 128-byte lines.
+  template <class F>
+  void run(Team* team, int n, const F& f) {
+    const uint64_t lines = kBytes / 128;
+    const std::function<void(int)> job = [&](int t) {
+      f(buf_.get(), 16 * (lines * t / n), 16 * (lines * (t + 1) / n));
+    };
+    if (team) {
+      team->run(job);
+    } else {
+      job(0);
+    }
+  }
+  std::unique_ptr<uint64_t, FreeDeleter> buf_;
+  uint64_t (*loop_)(const uint64_t*, uint64_t) = nullptr;
+  std::atomic<uint64_t> sink_{0};
 };
 
 // ---- weights: random blocks with sane f16 scales (speed does not depend on
@@ -276,12 +341,15 @@ void bm_decode(benchmark::State& st, DType t, CpuIsa isa, bool packed, int64_t n
     product(isa, w, i++, x, y.data(), team.get());
     benchmark::DoNotOptimize(y.data());
   }
+  static AdjacentProbe probe;
+  const double probe_gbps = probe.measure(team.get());
   const double gb = static_cast<double>(w.matrix_bytes) / 1e9;
   st.counters["GB/s"] = benchmark::Counter(gb, benchmark::Counter::kIsIterationInvariantRate);
-  st.counters["pct_probe"] = benchmark::Counter(gb * 100.0 / g_probe_gbps, benchmark::Counter::kIsIterationInvariantRate);
+  st.counters["probe_GB/s"] = probe_gbps;
+  st.counters["pct_probe"] = benchmark::Counter(gb * 100.0 / probe_gbps, benchmark::Counter::kIsIterationInvariantRate);
   // The roofline: the read probe, or the kernel's compute bound on this many
   // threads where that is lower (then the shape is compute-bound here).
-  const double roof = std::min(g_probe_gbps, peak_gbps(t, isa, packed, rows) * threads);
+  const double roof = std::min(probe_gbps, peak_gbps(t, isa, packed, rows) * threads);
   st.counters["roofline_GB/s"] = roof;
   st.counters["pct_roofline"] = benchmark::Counter(gb * 100.0 / roof, benchmark::Counter::kIsIterationInvariantRate);
   st.counters["copies"] = static_cast<double>(w.n_copies);
@@ -625,6 +693,7 @@ int main(int argc, char** argv) {
   }
   g_probe_gbps = all->median_gbps;
   g_probe_gbps_1t = one->median_gbps;
+  g_probe_loop = all->kernel;
   const CpuFeatures f = detect_cpu_features();
   benchmark::AddCustomContext("read_probe_gbps_all_threads", std::to_string(g_probe_gbps));
   benchmark::AddCustomContext("read_probe_gbps_one_thread", std::to_string(g_probe_gbps_1t));
