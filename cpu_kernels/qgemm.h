@@ -168,6 +168,6 @@ std::string_view qgemm_variant_name(CpuIsa isa);
 // 10: AVX-512 packed Q6_K in 8-row tiles; 11: packed Q2_K and Q3_K; 12: float
 // tiles prefetch their weight rows). Measured kernel rates carry it, so a
 // profile cache made by an older build is measured again, not trusted.
-inline constexpr int kQgemmRevision = 14;
+inline constexpr int kQgemmRevision = 15;
 
 }  // namespace strata

@@ -503,54 +503,56 @@ struct LoadBF16 {
   }
 };
 
+// Float weights: MW weight rows x up to 2 activation rows in registers (8
+// accumulators and the loads in 16), more rows in passes of 2
+// (float_tile_passes).
 template <class L>
 struct FloatTiles {
-  static constexpr int kMaxTile = 2;
+  static constexpr int kMaxTile = 8;
   template <int MW, int NR, bool kAhead>
-  static void tile(const uint8_t* const* wr, const ActPack& x, int64_t r0, int64_t n, float* out, int64_t stride);
-};
-
-template <class L>
-template <int MW, int NR, bool kAhead>
-void FloatTiles<L>::tile(const uint8_t* const* wr, const ActPack& x, int64_t r0, int64_t n, float* out,
-                         int64_t stride) {
-  __m256 acc[MW][NR];
-  for (int m = 0; m < MW; ++m)
-    for (int i = 0; i < NR; ++i) acc[m][i] = _mm256_setzero_ps();
-  const bool bf16 = x.format() == ActFormat::kBF16;
-  const int xbytes = bf16 ? 2 : 4;
-  auto step = [&](const uint8_t* const* wp, const uint8_t* const* xp) {
-    __m256 xv[NR];
-    for (int i = 0; i < NR; ++i) xv[i] = bf16 ? LoadBF16::w(xp[i]) : LoadF32::w(xp[i]);
-    for (int m = 0; m < MW; ++m) {
-      const __m256 wv = L::w(wp[m]);
-      for (int i = 0; i < NR; ++i) acc[m][i] = _mm256_fmadd_ps(wv, xv[i], acc[m][i]);
+  static void tile(const uint8_t* const* wr, const ActPack& x, int64_t r0, int64_t n, float* out, int64_t stride) {
+    const bool bf16 = x.format() == ActFormat::kBF16;
+    const int xbytes = bf16 ? 2 : 4;
+    const uint8_t* xr[NR];
+    for (int i = 0; i < NR; ++i) {
+      xr[i] = bf16 ? reinterpret_cast<const uint8_t*>(x.bf16(r0 + i)) : reinterpret_cast<const uint8_t*>(x.f32(r0 + i));
     }
-  };
-  const uint8_t* xrow[NR];
-  for (int i = 0; i < NR; ++i) {
-    xrow[i] = bf16 ? reinterpret_cast<const uint8_t*>(x.bf16(r0 + i)) : reinterpret_cast<const uint8_t*>(x.f32(r0 + i));
+    const auto step = [&]<int R>(int i0, int64_t e, int64_t count, int64_t pf, __m256(&a)[MW][R]) {
+      if constexpr (kAhead) prefetch_rows<MW>(wr, static_cast<size_t>(L::kBytes * pf));
+      const auto fma = [&](const uint8_t* const* wp, const uint8_t* const* xp) {
+        __m256 xv[R];
+#pragma GCC unroll 2
+        for (int i = 0; i < R; ++i) xv[i] = bf16 ? LoadBF16::w(xp[i]) : LoadF32::w(xp[i]);
+#pragma GCC unroll 4
+        for (int m = 0; m < MW; ++m) {
+          const __m256 wv = L::w(wp[m]);
+#pragma GCC unroll 2
+          for (int i = 0; i < R; ++i) a[m][i] = _mm256_fmadd_ps(wv, xv[i], a[m][i]);
+        }
+      };
+      const uint8_t* wp[MW];
+      const uint8_t* xp[R];
+      if (count == 8) {
+#pragma GCC unroll 4
+        for (int m = 0; m < MW; ++m) wp[m] = wr[m] + L::kBytes * e;
+#pragma GCC unroll 2
+        for (int i = 0; i < R; ++i) xp[i] = xr[i0 + i] + xbytes * e;
+        fma(wp, xp);
+      } else {
+        // The last, short step from zero-padded copies.
+        alignas(32) uint8_t wt[MW][32] = {}, xt[R][32] = {};
+        for (int m = 0; m < MW; ++m) {
+          std::memcpy(wt[m], wr[m] + L::kBytes * e, static_cast<size_t>(L::kBytes * count)), wp[m] = wt[m];
+        }
+        for (int i = 0; i < R; ++i) {
+          std::memcpy(xt[i], xr[i0 + i] + xbytes * e, static_cast<size_t>(xbytes * count)), xp[i] = xt[i];
+        }
+        fma(wp, xp);
+      }
+    };
+    float_tile_passes<MW, NR, 2, 8, __m256>(n, step, [](__m256 v) { return hsum(v); }, out, stride);
   }
-  int64_t e = 0;
-  for (; e + 8 <= n; e += 8) {
-    if constexpr (kAhead) prefetch_rows<MW>(wr, static_cast<size_t>(L::kBytes * e));
-    const uint8_t* wp[MW];
-    const uint8_t* xp[NR];
-    for (int m = 0; m < MW; ++m) wp[m] = wr[m] + L::kBytes * e;
-    for (int i = 0; i < NR; ++i) xp[i] = xrow[i] + xbytes * e;
-    step(wp, xp);
-  }
-  if (e < n) {
-    alignas(32) uint8_t wt[MW][32] = {}, xt[NR][32] = {};
-    const uint8_t* wp[MW];
-    const uint8_t* xp[NR];
-    for (int m = 0; m < MW; ++m) std::memcpy(wt[m], wr[m] + L::kBytes * e, static_cast<size_t>(L::kBytes * (n - e))), wp[m] = wt[m];
-    for (int i = 0; i < NR; ++i) std::memcpy(xt[i], xrow[i] + xbytes * e, static_cast<size_t>(xbytes * (n - e))), xp[i] = xt[i];
-    step(wp, xp);
-  }
-  for (int m = 0; m < MW; ++m)
-    for (int i = 0; i < NR; ++i) out[m + i * stride] = hsum(acc[m][i]);
-}
+};
 
 template <class L>
 void gemm_float(const GemmArgs& a) {

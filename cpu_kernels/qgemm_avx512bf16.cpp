@@ -32,7 +32,7 @@ struct Bf16Tiles {
         for (int i = 0; i < R; ++i) a[m][i] = _mm512_dpbf16_ps(a[m][i], wv, xv[i]);
       }
     };
-    float_tile_passes<MW, NR, 32, __m512>(n, step, [](__m512 v) { return _mm512_reduce_add_ps(v); }, out, stride);
+    float_tile_passes<MW, NR, 4, 32, __m512>(n, step, [](__m512 v) { return _mm512_reduce_add_ps(v); }, out, stride);
   }
 };
 

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #include "cpu_kernels/qgemm.h"
@@ -40,8 +41,9 @@ template <int MW>
   for (int m = 0; m < MW; ++m) __builtin_prefetch(wr[m] + at + kFloatRowAhead, 0, 2);
 }
 
-// One float-weight tile of NR activation rows for kernels whose MW x NR
-// accumulators fit in registers only up to 4 rows (AVX-512: 16 of 32).
+// One float-weight tile of NR activation rows for kernels whose MW x R
+// accumulators fit in registers only up to R = kPass rows (AVX-512: 4, 16
+// of 32 registers; AVX2: 2, 8 of 16).
 //   step.template operator()<R>(i0, e, count, pf, a)
 // adds weight rows . activation rows i0..i0+R over elements [e, e + count)
 // to a[MW][R]; count is kStep but for the last step; a step that streams
@@ -49,22 +51,25 @@ template <int MW>
 // one accumulator. The accumulators go to step by reference, not captured: in
 // registers only so (with the small loops under `#pragma GCC unroll`; GCC 12
 // at -O3 unrolled them late and stored all 16 to the stack every step).
-// More than 4 rows go in two passes, of 4 and NR - 4 rows, segment by
-// segment, so the second finds the weights in L1 while the first streams
-// them in; with the second pass over whole rows it read them back from L2
-// after the stream had paused (BF16 7168x2048 from DRAM, 8 rows, 2 threads:
-// 32.7-33.6 -> 34.2-35.5 GB/s; segments of 256 elements 29.7-30.6, of 512
-// 33.7-34.7, of 1024 33.9-34.6). The two passes share the prefetching: the
-// first prefetches its own segment (from pf = e on), the second the first
-// half of the next segment, at half speed, so the stream does not stop while
-// it runs (F16 8 rows, same figures: 29.0-30.7 -> 32.7-33.9 GB/s, 63-67% ->
-// 70-76% of the roofline; BF16 34.7-35.1 -> 35.4-35.9).
+// More than kPass rows go in P passes of up to kPass rows, segment by
+// segment, so the later passes find the weights in L1 while the first
+// streams them in; with each pass over whole rows they read them back from
+// L2 after the stream had paused (AVX-512 BF16 7168x2048 from DRAM, 8 rows,
+// 2 threads: 32.7-33.6 -> 34.2-35.5 GB/s; segments of 256 elements
+// 29.7-30.6, of 512 33.7-34.7, of 1024 33.9-34.6). The passes share the
+// prefetching, so the stream does not stop while the later ones run: the
+// first prefetches its own segment (from pf = e on), which the others have
+// mostly fetched, and pass p >= 1 the next segment's share
+// [(p - 1) / P, p / P), at 1 / P of the speed (AVX-512 F16 8 rows, same
+// figures: 29.0-30.7 -> 32.7-33.9 GB/s, 63-67% -> 70-76% of the roofline;
+// BF16 34.7-35.1 -> 35.4-35.9).
 inline constexpr int64_t kFloatSegment = 1024;
-template <int MW, int NR, int kStep, class Acc, class Step, class Sum>
+template <int MW, int NR, int kPass, int kStep, class Acc, class Step, class Sum>
 [[gnu::always_inline]] inline void float_tile_passes(int64_t n, const Step& step, const Sum& sum, float* out,
                                                      int64_t stride) {
-  // pf(e): the element the step at e prefetches for (kFloatRowAhead bytes on).
-  const auto run = [&]<int R>(int i0, int64_t e0, int64_t e1, const auto& pf, Acc(&acc)[MW][R]) {
+  constexpr int kP = (NR + kPass - 1) / kPass;
+  // Pass p: rows [p * kPass, p * kPass + R), accumulators acc[MW][0..R).
+  const auto run = [&]<int R>(int i0, int64_t e0, int64_t e1, const auto& pf, Acc(&acc)[MW][kPass]) {
     Acc a[MW][R];
 #pragma GCC unroll 4
     for (int m = 0; m < MW; ++m)
@@ -78,26 +83,31 @@ template <int MW, int NR, int kStep, class Acc, class Step, class Sum>
 #pragma GCC unroll 4
       for (int i = 0; i < R; ++i) acc[m][i] = a[m][i];
   };
-  const auto store = [&]<int R>(const Acc(&acc)[MW][R], float* o) {
-#pragma GCC unroll 4
-    for (int m = 0; m < MW; ++m)
-#pragma GCC unroll 4
-      for (int i = 0; i < R; ++i) o[m + i * stride] = sum(acc[m][i]);
-  };
-  if constexpr (NR <= 4) {
-    Acc acc[MW][NR] = {};
-    run.template operator()<NR>(0, 0, n, [](int64_t e) { return e; }, acc);
-    store(acc, out);
+  Acc acc[kP][MW][kPass] = {};
+  if constexpr (kP == 1) {
+    run.template operator()<NR>(0, 0, n, [](int64_t e) { return e; }, acc[0]);
   } else {
-    Acc lo[MW][4] = {}, hi[MW][NR - 4] = {};
     for (int64_t e = 0; e < n; e += kFloatSegment) {
       const int64_t e1 = std::min(n, e + kFloatSegment);
-      run.template operator()<4>(0, e, e1, [](int64_t i) { return i; }, lo);
-      run.template operator()<NR - 4>(4, e, e1, [&](int64_t i) { return e1 + (i - e) / 2; }, hi);
+      [&]<int... p>(std::integer_sequence<int, p...>) {
+        (run.template operator()<std::min(kPass, NR - p * kPass)>(
+             p * kPass, e, e1,
+             [&](int64_t i) { return p == 0 ? i : e1 + ((p - 1) * kFloatSegment + (i - e)) / kP; }, acc[p]),
+         ...);
+      }(std::make_integer_sequence<int, kP>{});
     }
-    store(lo, out);
-    store(hi, out + 4 * stride);
   }
+  [&]<int... p>(std::integer_sequence<int, p...>) {
+    (
+        [&] {
+          constexpr int R = std::min(kPass, NR - p * kPass);
+#pragma GCC unroll 4
+          for (int m = 0; m < MW; ++m)
+#pragma GCC unroll 4
+            for (int i = 0; i < R; ++i) out[m + (p * kPass + i) * stride] = sum(acc[p][m][i]);
+        }(),
+        ...);
+  }(std::make_integer_sequence<int, kP>{});
 }
 
 // The activation-row tiling of both loops below, over rows [r, rce): tiles
