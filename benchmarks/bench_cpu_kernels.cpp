@@ -135,7 +135,9 @@ class AdjacentProbe {
                      static_cast<unsigned long long>(kBytes));
         std::exit(1);
       }
-      run(team, n, [](uint64_t* w, uint64_t b, uint64_t e) {
+      // Written by this thread, as fill_weights writes the weights, so the
+      // probe's pages lie where the weights' do whatever the team size.
+      run(nullptr, 1, [](uint64_t* w, uint64_t b, uint64_t e) {
         for (uint64_t i = b; i < e; ++i) w[i] = i;
       });
       for (const ReadLoop& l : read_loops()) {
