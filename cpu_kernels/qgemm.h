@@ -166,8 +166,11 @@ std::string_view qgemm_variant_name(CpuIsa isa);
 // 6: packed Q4_0, and packed Q8_0 and IQ4_XS on plain AVX2; 7: AMX tile
 // kernels for packed weights; 8: Q2_K and Q3_K kernels; 9: IQ2_S, IQ3_S, IQ1_S, IQ1_M and IQ4_NL kernels;
 // 10: AVX-512 packed Q6_K in 8-row tiles; 11: packed Q2_K and Q3_K; 12: float
-// tiles prefetch their weight rows). Measured kernel rates carry it, so a
-// profile cache made by an older build is measured again, not trusted.
+// tiles prefetch their weight rows; 13: AVX-512 float tiles keep their
+// accumulators in registers, 8 rows in two passes; 14: the passes share the
+// prefetching; 15: AVX2 float tiles in passes of 2 rows). Measured kernel
+// rates carry it, so a profile cache made by an older build is measured
+// again, not trusted.
 inline constexpr int kQgemmRevision = 15;
 
 }  // namespace strata

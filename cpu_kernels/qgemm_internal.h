@@ -325,6 +325,11 @@ template <> struct PackedLayoutOf<DType::kQ3_K> { using type = PackedQ3K; };
 template <DType kType>
 using PackedLayout = typename PackedLayoutOf<kType>::type;
 
+// Q2_K, Q3_K and Q6_K: where the scale of 16-element sub-block s (0..15) of
+// row `lane` lies in a packed block's sc[8][16][2] (the scales of sub-blocks
+// 2j and 2j + 1 side by side per row).
+inline size_t packed_sub_scale(int s, int lane) { return static_cast<size_t>(32 * (s / 2) + 2 * lane + s % 2); }
+
 // Q2_K/Q3_K: the low 2 bits of quant l (0..15) of 16-element sub-block
 // 2j + u, row `lane`, in the packed block p (kQs as PackedQ2K's and PackedQ3K's).
 inline int packed_q23k_low(const uint8_t* p, int j, int u, int lane, int l) {

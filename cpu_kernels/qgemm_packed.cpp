@@ -26,6 +26,7 @@ using qgemm_detail::PackedQ4K;
 using qgemm_detail::PackedQ5K;
 using qgemm_detail::PackedQ6K;
 using qgemm_detail::PackedQ8_0;
+using qgemm_detail::packed_sub_scale;
 
 // Q8_0 and Q4_0: the eight 32-element GGUF blocks of one 256-element packed
 // block. Scale of block j, row r at d[j][r]; quant bytes 4c .. 4c + 3 of
@@ -149,7 +150,7 @@ void unpack_block(const uint8_t* p, int r, BlockQ5_K& b) {
 // quants 8c + t and 8c + 4 + t at bits 4 (c % 2) and 4 (c % 2) + 2).
 void unpack_block(const uint8_t* p, int r, BlockQ6_K& b) {
   std::memcpy(&b.d, p + PackedQ6K::kD + 2 * r, 2);
-  for (int s = 0; s < 16; ++s) b.scales[s] = int8_t(p[PackedQ6K::kSc + 32 * (s / 2) + 2 * r + (s % 2)]);
+  for (int s = 0; s < 16; ++s) b.scales[s] = int8_t(p[PackedQ6K::kSc + packed_sub_scale(s, r)]);
   std::memset(b.ql, 0, sizeof b.ql);
   std::memset(b.qh, 0, sizeof b.qh);
   for (int e = 0; e < kQK_K; ++e) {
@@ -166,7 +167,7 @@ void unpack_block(const uint8_t* p, int r, BlockQ6_K& b) {
 
 void pack_block(const BlockQ6_K& b, int r, uint8_t* p) {
   std::memcpy(p + PackedQ6K::kD + 2 * r, &b.d, 2);
-  for (int s = 0; s < 16; ++s) p[PackedQ6K::kSc + 32 * (s / 2) + 2 * r + (s % 2)] = uint8_t(b.scales[s]);
+  for (int s = 0; s < 16; ++s) p[PackedQ6K::kSc + packed_sub_scale(s, r)] = uint8_t(b.scales[s]);
   // The 256 quants in order (GGUF splits each into ql and qh, see the top of this file).
   uint8_t q[kQK_K];
   for (int half = 0; half < 2; ++half) {
@@ -259,14 +260,14 @@ void unpack_q23k_quants(const uint8_t* p, int r, B& b) {
 void pack_block(const BlockQ2_K& b, int r, uint8_t* p) {
   std::memcpy(p + PackedQ2K::kD + 2 * r, &b.d, 2);
   std::memcpy(p + PackedQ2K::kDmin + 2 * r, &b.dmin, 2);
-  for (int s = 0; s < 16; ++s) p[PackedQ2K::kSc + 32 * (s / 2) + 2 * r + (s % 2)] = b.scales[s];
+  for (int s = 0; s < 16; ++s) p[PackedQ2K::kSc + packed_sub_scale(s, r)] = b.scales[s];
   pack_q23k_quants(b, r, p);
 }
 
 void unpack_block(const uint8_t* p, int r, BlockQ2_K& b) {
   std::memcpy(&b.d, p + PackedQ2K::kD + 2 * r, 2);
   std::memcpy(&b.dmin, p + PackedQ2K::kDmin + 2 * r, 2);
-  for (int s = 0; s < 16; ++s) b.scales[s] = p[PackedQ2K::kSc + 32 * (s / 2) + 2 * r + (s % 2)];
+  for (int s = 0; s < 16; ++s) b.scales[s] = p[PackedQ2K::kSc + packed_sub_scale(s, r)];
   unpack_q23k_quants(p, r, b);
 }
 
@@ -277,7 +278,7 @@ void pack_block(const BlockQ3_K& b, int r, uint8_t* p) {
   qgemm_detail::q3k_scale_words(b.scales, sw);
   uint8_t sc[16];
   std::memcpy(sc, sw, sizeof sc);
-  for (int s = 0; s < 16; ++s) p[PackedQ3K::kSc + 32 * (s / 2) + 2 * r + (s % 2)] = uint8_t(sc[s] - 32);
+  for (int s = 0; s < 16; ++s) p[PackedQ3K::kSc + packed_sub_scale(s, r)] = uint8_t(sc[s] - 32);
   pack_q23k_quants(b, r, p);
 }
 
@@ -285,7 +286,7 @@ void unpack_block(const uint8_t* p, int r, BlockQ3_K& b) {
   std::memcpy(&b.d, p + PackedQ3K::kD + 2 * r, 2);
   std::memset(b.scales, 0, sizeof b.scales);
   for (int s = 0; s < 16; ++s) {
-    const int v = uint8_t(p[PackedQ3K::kSc + 32 * (s / 2) + 2 * r + (s % 2)] + 32);
+    const int v = uint8_t(p[PackedQ3K::kSc + packed_sub_scale(s, r)] + 32);
     b.scales[s % 8] |= uint8_t((v & 0xF) << (4 * (s / 8)));
     b.scales[8 + s % 4] |= uint8_t((v >> 4) << (2 * (s / 4)));
   }

@@ -465,7 +465,7 @@ float packed_dot_q23k(const uint8_t* grp, int lane, const ActPack& x, int64_t r,
         if constexpr (kQ3) q |= packed_q3k_high(p, j, u, lane, l) << 2;
         s += q * xq[16 * is + l];
       }
-      const uint8_t sc = p[P::kSc + 32 * j + 2 * lane + u];
+      const uint8_t sc = p[P::kSc + packed_sub_scale(is, lane)];
       if constexpr (kQ3) {
         isum += static_cast<int8_t>(sc) * (s - 4 * xs[is]);
       } else {
@@ -500,7 +500,7 @@ float packed_dot_q6_k(const uint8_t* grp, int lane, const ActPack& x, int64_t r,
         const int q = ((lo >> (4 * upper)) & 0xF) | (((hb >> (4 * (c % 2) + 2 * upper)) & 3) << 4);
         s += q * xq[32 * j + l];
       }
-      const int sc = static_cast<int8_t>(p[PackedQ6K::kSc + 32 * j + 2 * lane + (is % 2)]);
+      const int sc = static_cast<int8_t>(p[PackedQ6K::kSc + packed_sub_scale(is, lane)]);
       isum += sc * (s - 32 * xs[is]);
     }
     sumf += (f16_to_f32(load_u16(p + PackedQ6K::kD + 2 * lane)) * xd[b]) * static_cast<float>(isum);
