@@ -7,13 +7,14 @@
 namespace strata {
 namespace {
 
-// Two lines per 128 bytes, 4 KiB ahead, into L2 (prefetcht1).
+// Two lines per 128 bytes, 4 KiB ahead, prefetcht0 (kPrefetchLocality of
+// the qgemm kernels).
 constexpr size_t kAhead = 4096;
 template <bool kPrefetch>
 inline void prefetch_128(const uint64_t* p) {
   if constexpr (kPrefetch) {
-    __builtin_prefetch(reinterpret_cast<const char*>(p) + kAhead, 0, 2);
-    __builtin_prefetch(reinterpret_cast<const char*>(p) + kAhead + 64, 0, 2);
+    __builtin_prefetch(reinterpret_cast<const char*>(p) + kAhead, 0, 3);
+    __builtin_prefetch(reinterpret_cast<const char*>(p) + kAhead + 64, 0, 3);
   }
 }
 

@@ -24,7 +24,7 @@ struct ReadLoop {
 
 // The loops this CPU runs: its widest loads (AVX-512, AVX2, else SSE2), and
 // AVX2 too where it has AVX-512, each without and with a software prefetch
-// 4 KiB ahead into L2 (as the qgemm kernels prefetch their weights).
+// 4 KiB ahead (as the qgemm kernels prefetch their weights).
 std::vector<ReadLoop> read_loops();
 
 // The loop a probe's pass runs: passes [0, n_untimed) set up (a warm-up read
