@@ -72,7 +72,7 @@ struct Q45K {
     __m256 acc[NR], accm[NR];
     for (int i = 0; i < NR; ++i) acc[i] = _mm256_setzero_ps(), accm[i] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; ++b, w += kBytes) {
-      if constexpr (kAhead) prefetch_step<kBytes>(w);
+      if constexpr (kAhead) prefetch_tile_step<NR, kBytes>(w);
       uint64_t sc, m;
       scale_min_k4_words(w + 4, &sc, &m);
       // Scale j as an int16 broadcast: word j of the widened scales, picked by
@@ -120,7 +120,7 @@ struct Q6K {
     __m256 acc[NR], accm[NR];
     for (int i = 0; i < NR; ++i) acc[i] = _mm256_setzero_ps(), accm[i] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; ++b, w += sizeof(BlockQ6_K)) {
-      if constexpr (kAhead) prefetch_step<sizeof(BlockQ6_K)>(w);
+      if constexpr (kAhead) prefetch_tile_step<NR, sizeof(BlockQ6_K)>(w);
       const __m128i sc8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 192));
       const __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
       __m256i wq[8], scv[8];
@@ -175,7 +175,7 @@ struct Q23K {
     __m256 acc[NR], accm[NR];
     for (int i = 0; i < NR; ++i) acc[i] = _mm256_setzero_ps(), accm[i] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; ++b, w += kBytes) {
-      if constexpr (kAhead) prefetch_step<kBytes>(w);
+      if constexpr (kAhead) prefetch_tile_step<NR, kBytes>(w);
       __m128i sc8, m8;
       k23_scales<kQ3>(w, &sc8, &m8);
       const __m256i m16 = _mm256_cvtepi8_epi16(m8);
@@ -308,7 +308,7 @@ struct IQGrid : IQGridType<kType> {
     __m256 acc[NR];
     for (int i = 0; i < NR; ++i) acc[i] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; ++b, w += kBytes) {
-      if constexpr (kAhead) prefetch_step<kBytes>(w);
+      if constexpr (kAhead) prefetch_tile_step<NR, kBytes>(w);
       __m256i g[8], sg[8], sc[8];
       const __m256i sb = sign_bytes(w);
       for (int c = 0; c < 8; ++c) decode(w, c, &g[c], &sc[c]), sg[c] = sign_vector(sb, c);
@@ -361,7 +361,7 @@ struct IQ1 {
     __m256 acc[NR];
     for (int i = 0; i < NR; ++i) acc[i] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; ++b, w += kBytes) {
-      if constexpr (kAhead) prefetch_step<kBytes>(w);
+      if constexpr (kAhead) prefetch_tile_step<NR, kBytes>(w);
       __m256i q[8], u[8], sc[8];
       for (int c = 0; c < 8; ++c) decode(w, c, &q[c], &sc[c]), u[c] = _mm256_abs_epi8(q[c]);
       // q's own signs go on the activations (q is odd, never 0).
@@ -383,7 +383,7 @@ struct IQ4XS {
     __m256 acc[NR];
     for (int i = 0; i < NR; ++i) acc[i] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; ++b, w += sizeof(BlockIQ4_XS)) {
-      if constexpr (kAhead) prefetch_step<sizeof(BlockIQ4_XS)>(w);
+      if constexpr (kAhead) prefetch_tile_step<NR, sizeof(BlockIQ4_XS)>(w);
       const uint16_t sh = load_u16(w + 2);
       __m256i wv[8], scv[4];
       for (int p = 0; p < 4; ++p) {
@@ -418,7 +418,7 @@ struct Q80 {
     __m256 acc[NR];
     for (int i = 0; i < NR; ++i) acc[i] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; ++b, w += sizeof(BlockQ8_0)) {
-      if constexpr (kAhead) prefetch_step<sizeof(BlockQ8_0)>(w);
+      if constexpr (kAhead) prefetch_tile_step<NR, sizeof(BlockQ8_0)>(w);
       const __m256i wq = loadu(w + 2);
       const __m256i wa = _mm256_abs_epi8(wq);
       const float dw = half_to_float(w);
@@ -454,7 +454,7 @@ struct Q40 {
     __m256 acc[NR];
     for (int i = 0; i < NR; ++i) acc[i] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b += 2, w += 2 * sizeof(BlockQ4_0)) {
-      if constexpr (kAhead) prefetch_step<2 * sizeof(BlockQ4_0)>(w);
+      if constexpr (kAhead) prefetch_tile_step<NR, 2 * sizeof(BlockQ4_0)>(w);
       if (b + 1 < nb) {
         const __m256i q = _mm256_setr_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 2)),
                                             _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 20)));
