@@ -213,7 +213,7 @@ inline uint8_t* thread_scratch(size_t bytes) {
 //   K::template tile<NR, kAhead>(w, x, r0, nb, out, stride)
 // computes one tile; w is the weight row or group, nb its blocks of K::kBlock.
 // The first tile of each chunk streams the weights and prefetches ahead
-// (prefetch_step); the rest find them in cache and do not. kAhead is a
+// (prefetch_tile_step); the rest find them in cache and do not. kAhead is a
 // template argument: a run-time flag cost Q6_K prefill 12% in code generation.
 // Where K unpacks groups (UnpacksGroups) and a chunk has more than two full
 // tiles, K::unpack(w, nb, scratch) runs once per group (streaming it, with

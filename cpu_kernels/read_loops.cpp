@@ -4,17 +4,18 @@
 
 #include <algorithm>
 
+#include "cpu_kernels/qgemm_internal.h"
+
 namespace strata {
 namespace {
 
-// Two lines per 128 bytes, 4 KiB ahead, prefetcht0 (kPrefetchLocality of
-// the qgemm kernels).
+// Two lines per 128 bytes, 4 KiB ahead, with the qgemm kernels' locality hint.
 constexpr size_t kAhead = 4096;
 template <bool kPrefetch>
 inline void prefetch_128(const uint64_t* p) {
   if constexpr (kPrefetch) {
-    __builtin_prefetch(reinterpret_cast<const char*>(p) + kAhead, 0, 3);
-    __builtin_prefetch(reinterpret_cast<const char*>(p) + kAhead + 64, 0, 3);
+    __builtin_prefetch(reinterpret_cast<const char*>(p) + kAhead, 0, qgemm_detail::kPrefetchLocality);
+    __builtin_prefetch(reinterpret_cast<const char*>(p) + kAhead + 64, 0, qgemm_detail::kPrefetchLocality);
   }
 }
 
