@@ -169,9 +169,10 @@ std::string_view qgemm_variant_name(CpuIsa isa);
 // tiles prefetch their weight rows; 13: AVX-512 float tiles keep their
 // accumulators in registers, 8 rows in two passes; 14: the passes share the
 // prefetching; 15: AVX2 float tiles in passes of 2 rows; 16: prefetcht0,
-// and 16 KiB ahead for tiles of more than 2 rows). Measured kernel
+// and 16 KiB ahead for tiles of more than 2 rows; 17: float tiles prefetch
+// into the next group of rows). Measured kernel
 // rates carry it, so a profile cache made by an older build is measured
 // again, not trusted.
-inline constexpr int kQgemmRevision = 16;
+inline constexpr int kQgemmRevision = 17;
 
 }  // namespace strata

@@ -21,7 +21,7 @@ struct Bf16Tiles {
     for (int i = 0; i < NR; ++i) xr[i] = x.bf16(r0 + i);
     const auto step = [&]<int R>(int i0, int64_t e, int64_t count, int64_t pf, __m512(&a)[MW][R]) {
       const __mmask32 k = count >= 32 ? 0xFFFFFFFFu : static_cast<__mmask32>((1u << count) - 1);
-      if constexpr (kAhead) prefetch_rows<MW>(wr, static_cast<size_t>(2 * pf));
+      if constexpr (kAhead) prefetch_rows<MW>(wr, static_cast<size_t>(2 * pf), static_cast<size_t>(2 * n));
       __m512bh xv[R];
 #pragma GCC unroll 4
       for (int i = 0; i < R; ++i) xv[i] = (__m512bh)_mm512_maskz_loadu_epi16(k, xr[i0 + i] + e);

@@ -40,13 +40,20 @@ using GemmFn = void (*)(const GemmArgs&);
 // 19.8-20.2 against 21.6-22.0; the read probe is the same with either.
 inline constexpr int kPrefetchLocality = 3;
 
-// Software prefetch for the float-weight tiles: weight rows wr[0..MW) from
-// byte `at`, kFloatRowAhead bytes on (the rows stream side by side, so each
-// asks for its own line). Always inlined, as prefetch_step below.
+// Software prefetch for the float-weight tiles: weight rows wr[0..MW) of
+// row_bytes each from byte `at`, kFloatRowAhead bytes on (the rows stream
+// side by side, so each asks for its own line). Past a row's end it asks for
+// the same place in the next group's rows (MW rows on: the loops below walk
+// groups of rows in order), so a new group does not start cold: AVX-512,
+// 7168x2048 from DRAM, one thread, alternating builds, BF16 4 rows
+// 21.5 -> 29.6-31.3 GB/s, 8 rows 22.0 -> 23.5-24.8, F16 1 row 26.9 ->
+// 28.7-30.3, 4 rows 22.9 -> 24.8-25.8. Always inlined, as prefetch_step below.
 inline constexpr size_t kFloatRowAhead = 1024;
 template <int MW>
-[[gnu::always_inline]] inline void prefetch_rows(const uint8_t* const* wr, size_t at) {
-  for (int m = 0; m < MW; ++m) __builtin_prefetch(wr[m] + at + kFloatRowAhead, 0, kPrefetchLocality);
+[[gnu::always_inline]] inline void prefetch_rows(const uint8_t* const* wr, size_t at, size_t row_bytes) {
+  size_t to = at + kFloatRowAhead;
+  if (to >= row_bytes) to += (MW - 1) * row_bytes;
+  for (int m = 0; m < MW; ++m) __builtin_prefetch(wr[m] + to, 0, kPrefetchLocality);
 }
 
 // One float-weight tile of NR activation rows for kernels whose MW x R
