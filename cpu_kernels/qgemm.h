@@ -170,9 +170,9 @@ std::string_view qgemm_variant_name(CpuIsa isa);
 // accumulators in registers, 8 rows in two passes; 14: the passes share the
 // prefetching; 15: AVX2 float tiles in passes of 2 rows; 16: prefetcht0,
 // and 16 KiB ahead for tiles of more than 2 rows; 17: float tiles prefetch
-// into the next group of rows). Measured kernel
-// rates carry it, so a profile cache made by an older build is measured
-// again, not trusted.
-inline constexpr int kQgemmRevision = 17;
+// into the next group of rows; 18: FMA float tiles prefetch 2 KiB ahead).
+// Measured kernel rates carry it, so a profile cache made by an older build
+// is measured again, not trusted.
+inline constexpr int kQgemmRevision = 18;
 
 }  // namespace strata
