@@ -517,8 +517,9 @@ struct FloatTiles {
     for (int i = 0; i < NR; ++i) {
       xr[i] = bf16 ? reinterpret_cast<const uint8_t*>(x.bf16(r0 + i)) : reinterpret_cast<const uint8_t*>(x.f32(r0 + i));
     }
+    const size_t row_bytes = static_cast<size_t>(L::kBytes * n);
     const auto step = [&]<int R>(int i0, int64_t e, int64_t count, int64_t pf, __m256(&a)[MW][R]) {
-      if constexpr (kAhead) prefetch_rows<MW, kFmaRowAhead>(wr, static_cast<size_t>(L::kBytes * pf), static_cast<size_t>(L::kBytes * n));
+      if constexpr (kAhead) prefetch_rows<MW, kFmaRowAhead>(wr, static_cast<size_t>(L::kBytes * pf), row_bytes);
       const auto fma = [&](const uint8_t* const* wp, const uint8_t* const* xp) {
         __m256 xv[R];
 #pragma GCC unroll 2

@@ -19,9 +19,10 @@ struct Bf16Tiles {
     const uint16_t* xr[NR];
 #pragma GCC unroll 8
     for (int i = 0; i < NR; ++i) xr[i] = x.bf16(r0 + i);
+    const size_t row_bytes = static_cast<size_t>(2 * n);
     const auto step = [&]<int R>(int i0, int64_t e, int64_t count, int64_t pf, __m512(&a)[MW][R]) {
       const __mmask32 k = count >= 32 ? 0xFFFFFFFFu : static_cast<__mmask32>((1u << count) - 1);
-      if constexpr (kAhead) prefetch_rows<MW>(wr, static_cast<size_t>(2 * pf), static_cast<size_t>(2 * n));
+      if constexpr (kAhead) prefetch_rows<MW>(wr, static_cast<size_t>(2 * pf), row_bytes);
       __m512bh xv[R];
 #pragma GCC unroll 4
       for (int i = 0; i < R; ++i) xv[i] = (__m512bh)_mm512_maskz_loadu_epi16(k, xr[i0 + i] + e);

@@ -40,11 +40,12 @@ using GemmFn = void (*)(const GemmArgs&);
 // 19.8-20.2 against 21.6-22.0; the read probe is the same with either.
 inline constexpr int kPrefetchLocality = 3;
 
-// Software prefetch for the float-weight tiles: weight rows wr[0..MW) of
-// row_bytes each from byte `at`, kFloatRowAhead bytes on (the rows stream
-// side by side, so each asks for its own line). Past a row's end it asks for
-// the same place in the next group's rows (MW rows on: the loops below walk
-// groups of rows in order), so a new group does not start cold: AVX-512,
+// Software prefetch for the float-weight tiles: weight rows wr[0..MW), each
+// row_bytes long and the next one row_bytes on, from byte `at`, kAhead bytes
+// on (the rows stream side by side, so each asks for its own line). Past a
+// row's end it asks for the same place in the next group's rows (MW rows on:
+// the loops below walk groups of rows in order), so a new group does not
+// start cold: AVX-512,
 // 7168x2048 from DRAM, one thread, alternating builds, BF16 4 rows
 // 21.5 -> 29.6-31.3 GB/s, 8 rows 22.0 -> 23.5-24.8, F16 1 row 26.9 ->
 // 28.7-30.3, 4 rows 22.9 -> 24.8-25.8. Always inlined, as prefetch_step below.
