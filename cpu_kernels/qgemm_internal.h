@@ -41,21 +41,20 @@ using GemmFn = void (*)(const GemmArgs&);
 inline constexpr int kPrefetchLocality = 3;
 
 // Software prefetch for the float-weight tiles: weight rows wr[0..MW), each
-// row_bytes long and the next one row_bytes on, from byte `at`, kAhead bytes
-// on (the rows stream side by side, so each asks for its own line). Past a
-// row's end it asks for the same place in the next group's rows (MW rows on:
-// the loops below walk groups of rows in order), so a new group does not
-// start cold: AVX-512,
-// 7168x2048 from DRAM, one thread, alternating builds, BF16 4 rows
-// 21.5 -> 29.6-31.3 GB/s, 8 rows 22.0 -> 23.5-24.8, F16 1 row 26.9 ->
+// row_bytes long and the next one row_bytes on, from byte `at`, kAhead bytes on
+// (the rows stream side by side, so each asks for its own line). Past a row's
+// end it asks for the same place in the next group's rows (MW rows on: the
+// loops below walk groups of rows in order), so a new group does not start
+// cold: AVX-512, 7168x2048 from DRAM, one thread, alternating builds, BF16 4
+// rows 21.5 -> 29.6-31.3 GB/s, 8 rows 22.0 -> 23.5-24.8, F16 1 row 26.9 ->
 // 28.7-30.3, 4 rows 22.9 -> 24.8-25.8. Always inlined, as prefetch_step below.
-// kFloatRowAhead suits the vdpbf16ps tiles (one instruction per 64 bytes
-// and activation row). The tiles that convert to f32 and FMA run more
-// instructions per byte, so the out-of-order window covers fewer bytes and
-// they prefetch kFmaRowAhead on (one thread, 1024 -> 2048 -> 4096 bytes:
-// AVX-512 F16 1 row 29.4-29.8 -> 31.9-32.3 -> 30.4, 4 rows 25.5-25.7 ->
-// 28.5-29.4 -> 25.9; AVX2 F16 1 row 27.2-28.5 -> 33.7-34.1 -> 31.1-31.4,
-// AVX2 BF16 1 row 27.7-27.8 -> 33.6-35.4 -> 32.2-33.1 GB/s).
+// kFloatRowAhead suits the vdpbf16ps tiles (one instruction per 64 bytes and
+// activation row). The tiles that convert to f32 and FMA run more instructions
+// per byte, so the out-of-order window covers fewer bytes and they prefetch
+// kFmaRowAhead on (one thread, 1024 -> 2048 -> 4096 bytes: AVX-512 F16 1 row
+// 29.4-29.8 -> 31.9-32.3 -> 30.4, 4 rows 25.5-25.7 -> 28.5-29.4 -> 25.9; AVX2
+// F16 1 row 27.2-28.5 -> 33.7-34.1 -> 31.1-31.4, AVX2 BF16 1 row 27.7-27.8 ->
+// 33.6-35.4 -> 32.2-33.1 GB/s).
 inline constexpr size_t kFloatRowAhead = 1024;
 inline constexpr size_t kFmaRowAhead = 2048;
 template <int MW, size_t kAhead = kFloatRowAhead>
